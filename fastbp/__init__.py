@@ -1,0 +1,51 @@
+"""fastbp: fast multilayer-perceptron training by backpropagation.
+
+``fastbp.kernels`` holds the compiled kernels (Cython, OpenMP, BLAS) and
+``fastbp.reference`` their pure-NumPy twins with identical signatures.
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from fastbp import kernels, reference
+from fastbp._threads import get_num_threads, set_num_threads
+
+try:
+    __version__ = _version("fastbp")
+except PackageNotFoundError:  # running from a source tree that was not pip-installed
+    __version__ = "0+unknown"
+
+__all__ = ["kernels", "reference", "build_info", "get_num_threads", "set_num_threads",
+           "__version__"]
+
+
+def build_info():
+    """What this fastbp was built with and runs on.
+
+    Returns
+    -------
+    dict
+        ``version``; ``openmp`` (bool: compiled with OpenMP); ``blas``, the BLAS
+        libraries loaded in this process as threadpoolctl reports them (the kernels
+        call SciPy's); ``cython`` (the Cython version that compiled the kernels);
+        ``num_threads`` (the kernels' OpenMP threads) and ``openmp_max_threads``.
+    """
+    import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS the kernels call)
+    from threadpoolctl import threadpool_info
+
+    from fastbp import _kernels
+    from fastbp._openmp_helpers import openmp_enabled, openmp_max_threads
+
+    blas = [
+        {key: info.get(key) for key in
+         ("internal_api", "version", "num_threads", "threading_layer", "architecture",
+          "filepath")}
+        for info in threadpool_info() if info.get("user_api") == "blas"
+    ]
+    return {
+        "version": __version__,
+        "openmp": openmp_enabled(),
+        "blas": blas,
+        "cython": _kernels.CYTHON_VERSION,
+        "num_threads": get_num_threads(),
+        "openmp_max_threads": openmp_max_threads(),
+    }

@@ -1,0 +1,78 @@
+"""Build the compiled core: cythonize src/*.pyx into extension modules of fastbp.
+
+Metadata lives in pyproject.toml; this file only builds extensions.
+
+Environment switches:
+  FASTBP_FAIL_NO_OPENMP=1  a compiler without OpenMP is an error (CI), not a warning.
+  FASTBP_CYTHON_DEBUG=1    bounds and initialisation checks on, -O0 -g (debug build).
+  FASTBP_MARCH_NATIVE=1    add -march=native (not portable: only for local builds).
+"""
+
+import os
+import sys
+
+import Cython
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
+from build_helpers import check_openmp_support, openmp_flags  # noqa: E402
+
+
+def env_flag(name):
+    return os.environ.get(name, "0") not in ("", "0")
+
+
+DEBUG = env_flag("FASTBP_CYTHON_DEBUG")
+
+# Directives set once for the whole build; the debug build turns the checks back on.
+compiler_directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "initializedcheck": DEBUG,
+    "wraparound": False,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+extra_compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
+extra_link_args = []
+if sys.platform == "win32":
+    extra_compile_args = ["/Od"] if DEBUG else ["/O2"]
+if env_flag("FASTBP_MARCH_NATIVE"):
+    extra_compile_args.append("-march=native")
+
+if check_openmp_support():
+    omp_compile, omp_link = openmp_flags()
+    extra_compile_args += omp_compile
+    extra_link_args += omp_link
+
+define_macros = [
+    ("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION"),
+    ("FASTBP_CYTHON_VERSION", f'"{Cython.__version__}"'),
+]
+
+MODULES = ["_openmp_helpers", "_kernels"]
+
+extensions = [
+    Extension(
+        f"fastbp.{name}",
+        [os.path.join("src", f"{name}.pyx")],
+        include_dirs=["src", np.get_include()],
+        define_macros=define_macros,
+        extra_compile_args=extra_compile_args,
+        extra_link_args=extra_link_args,
+    )
+    for name in MODULES
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        include_path=["src"],
+        compiler_directives=compiler_directives,
+        # Rebuild the C when the debug switch flips, not only when the .pyx changes.
+        force=DEBUG,
+    ),
+)
