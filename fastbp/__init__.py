@@ -1,21 +1,23 @@
 """fastbp: fast multilayer-perceptron training by backpropagation.
 
-``fastbp.kernels`` holds the compiled kernels (Cython, OpenMP, BLAS) and
-``fastbp.reference`` their pure-NumPy twins with identical signatures.
+``fastbp.Network`` trains MLPs; ``fastbp.kernels`` holds the compiled kernels
+(Cython, OpenMP, BLAS) it runs on and ``fastbp.reference`` their pure-NumPy twins
+with identical signatures; ``fastbp.datasets`` loads the bundled digits and IDX data.
 """
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from fastbp import kernels, reference
+from fastbp import datasets, kernels, reference
 from fastbp._threads import get_num_threads, set_num_threads
+from fastbp.network import Network, gradient_check
 
 try:
     __version__ = _version("fastbp")
 except PackageNotFoundError:  # running from a source tree that was not pip-installed
     __version__ = "0+unknown"
 
-__all__ = ["kernels", "reference", "build_info", "get_num_threads", "set_num_threads",
-           "__version__"]
+__all__ = ["Network", "gradient_check", "datasets", "kernels", "reference", "build_info",
+           "get_num_threads", "set_num_threads", "__version__"]
 
 
 def build_info():

@@ -84,6 +84,10 @@ def dense_forward(A_prev, W, b, activation="identity", out=None):
         ``out`` when given.
     """
     A_prev, W, b, _, _ = check_dense_forward(A_prev, W, b, activation, out)
+    return _dense_forward(A_prev, W, b, activation, out)
+
+
+def _dense_forward(A_prev, W, b, activation, out):
     Z = A_prev @ W.T
     if b is not None:
         Z += b
@@ -110,6 +114,10 @@ def activation_backward(G, A, activation, out=None):
         The gradient with respect to the pre-activation Z; ``out`` when given.
     """
     G, A, _ = check_activation_backward(G, A, activation, out)
+    return _activation_backward(G, A, activation, out)
+
+
+def _activation_backward(G, A, activation, out):
     return _store(DERIVATIVE_PRODUCTS[activation](G, A), out)
 
 
@@ -135,6 +143,10 @@ def backward_delta(delta, W, A_prev, activation, out=None):
         The error of the layer below; ``out`` when given.
     """
     delta, W, A_prev, _, _ = check_backward_delta(delta, W, A_prev, activation, out)
+    return _backward_delta(delta, W, A_prev, activation, out)
+
+
+def _backward_delta(delta, W, A_prev, activation, out):
     return _store(DERIVATIVE_PRODUCTS[activation](delta @ W, A_prev), out)
 
 
@@ -161,9 +173,18 @@ def weight_gradient(delta, A_prev, out=None, bias_out=None, scale=1.0, accumulat
     ndarray of shape (n_out, n_in)
         ``out`` when given.
     """
-    delta, A_prev, _, dtype, scale, accumulate = check_weight_gradient(
+    delta, A_prev, _, _, scale, accumulate = check_weight_gradient(
         delta, A_prev, out, bias_out, scale, accumulate
     )
+    return _weight_gradient(delta, A_prev, out, bias_out, scale, accumulate)
+
+
+# The unchecked cores below are what the public functions run after their checks;
+# fastbp.network calls them directly on its own, already checked, buffers.
+
+
+def _weight_gradient(delta, A_prev, out, bias_out, scale, accumulate):
+    dtype = delta.dtype
     scale = dtype.type(scale)
     dW = delta.T @ A_prev
     dW *= scale

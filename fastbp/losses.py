@@ -1,0 +1,59 @@
+"""Costs and the output error they give (BP1).
+
+J = (1/n) sum_i C(a_i, y_i) + l2/2 sum_l ||W_l||^2, with per-sample costs
+
+- ``mse``: the quadratic cost C = 1/2 ||a - y||^2;
+- ``cross_entropy``: with a softmax output C = -sum_k y_k log a_k; with a sigmoid
+  output the binary (multi-label) C = -sum_k [y_k log a_k + (1 - y_k) log(1 - a_k)].
+
+The output error delta = dC/dz is ``(a - y) * act'(z)`` in general (BP1) and exactly
+``a - y`` for the matching pairs below, where act' cancels.
+"""
+
+import numpy as np
+
+LOSSES = ("mse", "cross_entropy")
+OUTPUTS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
+
+# (output activation, loss) pairs whose output error is a - y without a derivative term.
+MATCHING_PAIRS = {("identity", "mse"), ("softmax", "cross_entropy"),
+                  ("sigmoid", "cross_entropy")}
+
+
+def check_loss(output, loss):
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; valid losses are {', '.join(LOSSES)}")
+    if loss == "cross_entropy" and output not in ("sigmoid", "softmax"):
+        raise ValueError(
+            f"loss='cross_entropy' needs output='softmax' or 'sigmoid' (probabilities), "
+            f"got output={output!r}"
+        )
+
+
+def loss_sum(output, loss, A, Y, scratch):
+    """sum over the rows of C(a_i, y_i), using ``scratch`` (shape of A) as workspace."""
+    if loss == "mse":
+        np.subtract(A, Y, out=scratch)
+        return 0.5 * float(np.vdot(scratch, scratch))
+    # Probabilities are clipped away from 0 and 1 so that log stays finite (as scikit-learn).
+    eps = np.finfo(A.dtype).eps
+    if output == "softmax":
+        np.clip(A, eps, None, out=scratch)
+        np.log(scratch, out=scratch)
+        return -float(np.vdot(Y, scratch))
+    np.clip(A, eps, 1 - eps, out=scratch)
+    np.log(scratch, out=scratch)
+    total = float(np.vdot(Y, scratch))
+    np.subtract(1, A, out=scratch)
+    np.clip(scratch, eps, 1 - eps, out=scratch)
+    np.log(scratch, out=scratch)
+    total += float(np.vdot(1 - Y, scratch))
+    return -total
+
+
+def output_error(output, loss, A, Y, out, backend):
+    """delta_L = dC/dz_L for each row (BP1), written into ``out``."""
+    np.subtract(A, Y, out=out)
+    if (output, loss) not in MATCHING_PAIRS:
+        backend.activation_backward(out, A, output, out)
+    return out

@@ -1,0 +1,696 @@
+"""The Network: a multilayer perceptron trained by backpropagation.
+
+Forward pass ``z = W a + b``, ``a = act(z)`` (rows of X are samples, so a layer
+computes ``A = act(A_prev @ W.T + b)``); output error BP1; backpropagated error BP2
+``delta_prev = (delta @ W) * act'(A_prev)``; gradients BP3 ``db = mean(delta)`` and
+BP4 ``dW = delta.T @ A_prev / n`` (+ ``l2 * W``).
+
+Memory layout, chosen so that a compiled loop can later run whole epochs: all weights
+and then all biases live in one flat parameter vector (``weights`` and ``biases`` are
+views into it), gradients in a second vector of the same layout, optimiser state in
+vectors of that size, and every per-batch activation and error in a workspace
+allocated once per batch size. A training step allocates nothing but a few indices.
+"""
+
+import numbers
+import os
+import tempfile
+import time
+
+import numpy as np
+from scipy.linalg import blas as scipy_blas
+
+from fastbp._backends import get_backend
+from fastbp._validation import ACTIVATIONS, check_activation
+from fastbp.losses import MATCHING_PAIRS, OUTPUTS, check_loss, loss_sum, output_error
+from fastbp.optimizers import OPTIMIZERS, make_optimizer
+
+__all__ = ["Network", "gradient_check", "INITS"]
+
+INITS = ("auto", "uniform", "normal", "xavier", "he")
+DTYPES = ("float32", "float64")
+FORMAT_VERSION = 1
+
+# Rows per block in forward/predict/evaluate/loss: bounds the memory of large inputs.
+BLOCK_ROWS = 4096
+
+
+def _check_positive_int(name, value, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def _check_nonnegative(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) \
+            or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+class _Workspace:
+    """Every buffer one training step or forward block needs, for up to ``rows`` samples."""
+
+    def __init__(self, sizes, rows, dtype):
+        self.rows = rows
+        self.X = np.empty((rows, sizes[0]), dtype)
+        self.Y = np.empty((rows, sizes[-1]), dtype)
+        # acts[l] is the output of layer l (acts[0] is the input); deltas[l] its error.
+        self.acts = [self.X] + [np.empty((rows, k), dtype) for k in sizes[1:]]
+        self.deltas = [None] + [np.empty((rows, k), dtype) for k in sizes[1:]]
+        self.scratch = np.empty((rows, sizes[-1]), dtype)
+
+    def view(self, m):
+        """The buffers cut to the first m rows (still C-contiguous)."""
+        return ([a[:m] for a in self.acts], [None] + [d[:m] for d in self.deltas[1:]],
+                self.Y[:m], self.scratch[:m])
+
+
+class Network:
+    """A multilayer perceptron trained by backpropagation.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths, input first: ``[784, 30, 10]`` has one hidden layer of 30.
+    activation : str
+        Hidden-layer activation: identity, sigmoid, tanh, relu, leaky_relu or softmax.
+    output : str
+        Output activation (same set). Classification uses ``softmax`` or ``sigmoid``.
+    loss : {"mse", "cross_entropy"}
+        ``mse`` is the quadratic cost ``1/2 ||a - y||^2``; ``cross_entropy`` needs a
+        softmax (multi-class) or sigmoid (binary / multi-label) output.
+    init : {"auto", "uniform", "normal", "xavier", "he"}
+        ``uniform``: U[-1, 1] for weights and biases; ``normal``: N(0, init_scale^2)
+        for both; ``xavier``: Glorot uniform ``U[-r, r]``, ``r = sqrt(6 / (in + out))``;
+        ``he``: N(0, 2 / in). Xavier and He start biases at zero. ``auto`` picks He for
+        relu/leaky_relu hidden layers and Xavier otherwise.
+    init_scale : float
+        Standard deviation for ``init="normal"``.
+    l2 : float
+        L2 penalty: the cost is ``mean loss + l2 / 2 * sum ||W||^2`` (biases are not
+        penalised).
+    bias : bool
+        Whether layers have biases (``biases`` is a list of None when not).
+    dtype : {"float32", "float64"}
+        Precision of parameters and computation; data are converted to it.
+    seed : int, numpy Generator or None
+        Seeds initialisation and shuffling: the same seed gives the same training.
+    backend : {"cython", "numpy"}
+        ``cython``: fastbp's compiled kernels. ``numpy``: the same algorithm on
+        :mod:`fastbp.reference`, the pure-NumPy baseline.
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        ``weights[l]`` has shape ``(sizes[l + 1], sizes[l])``.
+    biases : list of ndarray or None
+        ``biases[l]`` has shape ``(sizes[l + 1],)``.
+    """
+
+    def __init__(self, sizes, activation="sigmoid", output="sigmoid", loss="mse",
+                 init="auto", init_scale=0.01, l2=0.0, bias=True, dtype="float32",
+                 seed=None, backend="cython"):
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
+            raise ValueError(f"sizes must be a list of at least 2 layer widths, got {sizes!r}")
+        self.sizes = [_check_positive_int(f"sizes[{i}]", s) for i, s in enumerate(sizes)]
+        self.activation = check_activation(activation, "activation")
+        if not isinstance(output, str) or output not in OUTPUTS:
+            raise ValueError(f"unknown output {output!r}; valid outputs are {', '.join(OUTPUTS)}")
+        self.output = output
+        check_loss(output, loss)
+        self.loss_name = loss
+        if not isinstance(init, str) or init not in INITS:
+            raise ValueError(f"unknown init {init!r}; valid inits are {', '.join(INITS)}")
+        self.init = init
+        self.init_scale = _check_nonnegative("init_scale", init_scale)
+        self.l2 = _check_nonnegative("l2", l2)
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"bias must be True or False, got {bias!r}")
+        self.bias = bool(bias)
+        dtype_name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+        if dtype_name not in DTYPES:
+            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+        self.dtype = np.dtype(dtype_name)
+        self.backend = backend
+        self._backend = get_backend(backend)
+        self._rng = np.random.default_rng(seed)
+        self._allocate()
+        self._initialize()
+
+    # ----- parameters ------------------------------------------------------------
+
+    @property
+    def n_layers(self):
+        """Number of weight layers (len(sizes) - 1)."""
+        return len(self.sizes) - 1
+
+    @property
+    def layer_activations(self):
+        """The activation of each weight layer, output last."""
+        return [self.activation] * (self.n_layers - 1) + [self.output]
+
+    def _allocate(self):
+        """One flat vector for all parameters (weights first, then biases), one for gradients."""
+        shapes = list(zip(self.sizes[1:], self.sizes[:-1]))
+        self._n_weights = sum(o * i for o, i in shapes)
+        n_biases = sum(self.sizes[1:]) if self.bias else 0
+        self._params = np.zeros(self._n_weights + n_biases, self.dtype)
+        self._grads = np.zeros_like(self._params)
+        self.weights, self.biases, self._grad_weights, self._grad_biases = [], [], [], []
+        w_off, b_off = 0, self._n_weights
+        for o, i in shapes:
+            self.weights.append(self._params[w_off:w_off + o * i].reshape(o, i))
+            self._grad_weights.append(self._grads[w_off:w_off + o * i].reshape(o, i))
+            w_off += o * i
+            if self.bias:
+                self.biases.append(self._params[b_off:b_off + o])
+                self._grad_biases.append(self._grads[b_off:b_off + o])
+                b_off += o
+            else:
+                self.biases.append(None)
+                self._grad_biases.append(None)
+        self._workspaces = {}
+
+    def _initialize(self):
+        rng = self._rng
+        init = self.init
+        if init == "auto":
+            init = "he" if self.activation in ("relu", "leaky_relu") else "xavier"
+        for W, b in zip(self.weights, self.biases):
+            fan_out, fan_in = W.shape
+            if init == "uniform":
+                W[...] = rng.uniform(-1, 1, W.shape)
+                if b is not None:
+                    b[...] = rng.uniform(-1, 1, b.shape)
+            elif init == "normal":
+                W[...] = rng.normal(0, self.init_scale, W.shape)
+                if b is not None:
+                    b[...] = rng.normal(0, self.init_scale, b.shape)
+            elif init == "xavier":
+                r = np.sqrt(6.0 / (fan_in + fan_out))
+                W[...] = rng.uniform(-r, r, W.shape)
+            else:  # he
+                W[...] = rng.normal(0, np.sqrt(2.0 / fan_in), W.shape)
+            # Xavier and He leave biases at zero (from np.zeros in _allocate).
+
+    def _workspace(self, rows):
+        ws = self._workspaces.get(rows)
+        if ws is None:
+            # Keep at most a couple of workspaces: a fit's batch size and a forward block.
+            if len(self._workspaces) >= 2:
+                self._workspaces.clear()
+            ws = self._workspaces[rows] = _Workspace(self.sizes, rows, self.dtype)
+        return ws
+
+    # ----- task and data checks ----------------------------------------------------
+
+    @property
+    def task(self):
+        """'multiclass', 'binary', 'multilabel' or 'regression', from output, loss and width."""
+        k = self.sizes[-1]
+        if self.output == "softmax":
+            return "multiclass"
+        if self.output == "sigmoid":
+            if k == 1:
+                return "binary"
+            return "multilabel" if self.loss_name == "cross_entropy" else "multiclass"
+        return "regression"
+
+    def _check_X(self, X, name="X"):
+        if not isinstance(X, np.ndarray):
+            X = np.asarray(X)
+        if X.dtype.kind != "f":
+            raise TypeError(f"{name} must be a float array (float32 or float64), got dtype "
+                            f"{X.dtype}; e.g. scale integer pixels with X.astype(np.float32) / 255")
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (n_samples, {self.sizes[0]}), got shape {X.shape}")
+        if X.shape[1] != self.sizes[0]:
+            raise ValueError(f"{name} has {X.shape[1]} features but the network has "
+                             f"{self.sizes[0]} inputs (sizes[0])")
+        if X.shape[0] == 0:
+            raise ValueError(f"{name} has no rows (shape {X.shape})")
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        if not np.isfinite(X).all():
+            raise ValueError(f"{name} contains NaN or inf")
+        return X
+
+    def _check_Y(self, Y, n, name="Y"):
+        """Targets as an (n, k) array of the network's dtype, and labels for accuracy (or None)."""
+        k = self.sizes[-1]
+        task = self.task
+        if not isinstance(Y, np.ndarray):
+            Y = np.asarray(Y)
+        if Y.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be numeric, got dtype {Y.dtype}")
+        if Y.shape[:1] != (n,):
+            raise ValueError(f"{name} has {Y.shape[0] if Y.ndim else 0} rows but X has {n}")
+        if Y.ndim == 1 and Y.dtype.kind in "iu" and task in ("multiclass", "binary"):
+            classes = k if task == "multiclass" else 2
+            if Y.min() < 0 or Y.max() >= classes:
+                raise ValueError(f"{name} holds labels in [{Y.min()}, {Y.max()}] but the network "
+                                 f"has {classes} classes: labels must be in [0, {classes - 1}]")
+            labels = Y.astype(np.int64)
+            T = np.zeros((n, k), self.dtype)
+            if task == "multiclass":
+                T[np.arange(n), labels] = 1
+            else:
+                T[:, 0] = labels
+            return T, labels
+        if Y.ndim == 1:
+            if k != 1:
+                raise ValueError(
+                    f"{name} is 1-D with dtype {Y.dtype}; integer class labels need a "
+                    f"classification output, targets need shape (n, {k})")
+            Y = Y.reshape(n, 1)
+        if Y.ndim != 2 or Y.shape[1] != k:
+            raise ValueError(f"{name} must have shape ({n}, {k}) (or integer labels ({n},)), "
+                             f"got {Y.shape}")
+        T = np.ascontiguousarray(Y, dtype=self.dtype)
+        if not np.isfinite(T).all():
+            raise ValueError(f"{name} contains NaN or inf")
+        return T, self._labels_of(T)
+
+    def _labels_of(self, A):
+        """Class labels (or, multi-label, indicator rows) of outputs/targets; None for regression."""
+        task = self.task
+        if task == "multiclass":
+            return A.argmax(axis=1)
+        if task == "binary":
+            return (A[:, 0] > 0.5).astype(np.int64)
+        if task == "multilabel":
+            return (A > 0.5).astype(np.int64)
+        return None
+
+    def _n_correct(self, A, labels):
+        predicted = self._labels_of(A)
+        if predicted.ndim == 2:  # multi-label: subset accuracy, as scikit-learn
+            return int((predicted == labels).all(axis=1).sum())
+        return int((predicted == labels).sum())
+
+    # ----- forward, loss, gradients ----------------------------------------------
+
+    def _forward(self, acts):
+        """acts[0] holds the input rows; fills acts[1:] with each layer's output."""
+        backend = self._backend
+        for l, act in enumerate(self.layer_activations):
+            backend.dense_forward(acts[l], self.weights[l], self.biases[l], act, acts[l + 1])
+        return acts[-1]
+
+    def _blocks(self, X):
+        """Forward X block by block; yields (start, stop, output block) with bounded memory."""
+        n = X.shape[0]
+        rows = min(n, BLOCK_ROWS)
+        ws = self._workspace(rows)
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            acts, _, _, _ = ws.view(stop - start)
+            acts[0][...] = X[start:stop]
+            yield start, stop, self._forward(acts)
+
+    def forward(self, X):
+        """Output activations for the rows of X, shape (n, sizes[-1])."""
+        X = self._check_X(X)
+        out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
+        for start, stop, A in self._blocks(X):
+            out[start:stop] = A
+        return out
+
+    def _l2_term(self):
+        if self.l2 == 0:
+            return 0.0
+        W = self._params[:self._n_weights]
+        return 0.5 * self.l2 * float(np.vdot(W, W))
+
+    def _data_loss_and_correct(self, X, T, labels):
+        total, correct = 0.0, 0
+        ws_scratch = None
+        for start, stop, A in self._blocks(X):
+            if ws_scratch is None or ws_scratch.shape[0] != stop - start:
+                ws_scratch = np.empty_like(A)
+            total += loss_sum(self.output, self.loss_name, A, T[start:stop], ws_scratch)
+            if labels is not None:
+                correct += self._n_correct(A, labels[start:stop])
+        return total, correct
+
+    def loss(self, X, Y):
+        """The cost J: mean over samples of the loss + l2/2 * sum ||W||^2."""
+        X = self._check_X(X)
+        T, _ = self._check_Y(Y, X.shape[0])
+        total, _ = self._data_loss_and_correct(X, T, None)
+        return total / X.shape[0] + self._l2_term()
+
+    def _backprop(self, acts, deltas, T, m):
+        """Forward and backward over one batch already in acts[0]; fills the gradient vector.
+
+        Returns the batch's summed loss (before the l2 term) and the output block.
+        """
+        backend = self._backend
+        A_out = self._forward(acts)
+        batch_loss = loss_sum(self.output, self.loss_name, A_out, T, deltas[-1])
+        output_error(self.output, self.loss_name, A_out, T, deltas[-1], backend)
+        hidden = self.activation
+        for l in range(self.n_layers, 0, -1):
+            backend.weight_gradient(deltas[l], acts[l - 1], self._grad_weights[l - 1],
+                                    self._grad_biases[l - 1], 1.0 / m)
+            if l > 1:
+                # BP2 with the weights before this step's update.
+                backend.backward_delta(deltas[l], self.weights[l - 1], acts[l - 1], hidden,
+                                       deltas[l - 1])
+        if self.l2 > 0:
+            self._axpy(self._params[:self._n_weights], self._grads[:self._n_weights],
+                       a=self.l2)
+        return batch_loss, A_out
+
+    @property
+    def _axpy(self):
+        """y += a * x in place, for the flat vectors (BLAS, no temporary)."""
+        return scipy_blas.saxpy if self.dtype == np.float32 else scipy_blas.daxpy
+
+    def gradients(self, X, Y):
+        """Gradients of the cost J with respect to the weights and biases.
+
+        Returns
+        -------
+        dW : list of ndarray, shapes of ``weights``
+        db : list of ndarray (or None without biases), shapes of ``biases``
+        """
+        X = self._check_X(X)
+        T, _ = self._check_Y(Y, X.shape[0])
+        n = X.shape[0]
+        ws = _Workspace(self.sizes, n, self.dtype)
+        acts, deltas, Tb, _ = ws.view(n)
+        acts[0][...] = X
+        Tb[...] = T
+        self._backprop(acts, deltas, Tb, n)
+        dW = [g.copy() for g in self._grad_weights]
+        db = [None if g is None else g.copy() for g in self._grad_biases]
+        return dW, db
+
+    # ----- training ----------------------------------------------------------------
+
+    def fit(self, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
+            momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, shuffle=True,
+            validation_data=None, verbose=False):
+        """Train by (mini-batch) gradient descent on the cost J.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, sizes[0])
+        Y : ndarray of shape (n, sizes[-1]), or integer labels of shape (n,) for a
+            classification output.
+        epochs : int
+        batch_size : int or None
+            1 for per-sample SGD, None for full-batch gradient descent. A last partial
+            batch is used, not dropped.
+        learning_rate : float
+        optimizer : {"sgd", "adam"}
+            A new optimiser state (velocity, Adam moments) starts with each call.
+        momentum, nesterov : SGD momentum (0 = plain SGD) and Nesterov's variant.
+        beta1, beta2, eps : Adam's parameters.
+        shuffle : bool
+            Reshuffle the samples every epoch (reproducibly, from the network's seed).
+        validation_data : (X_val, Y_val), optional
+            Evaluated at the end of every epoch.
+        verbose : bool
+            A live progress bar per epoch and a summary line.
+
+        Returns
+        -------
+        history : dict of lists
+            Per epoch: ``loss`` (mean batch cost during the epoch, plus the l2 term),
+            ``accuracy`` (classification), ``val_loss`` and ``val_accuracy`` (with
+            validation data) and ``seconds``.
+        """
+        X = self._check_X(X)
+        T, labels = self._check_Y(Y, X.shape[0])
+        epochs = _check_positive_int("epochs", epochs)
+        n = X.shape[0]
+        batch_size = _check_positive_int("batch_size", batch_size, allow_none=True)
+        batch = n if batch_size is None else min(batch_size, n)
+        if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; valid optimizers are "
+                             f"{', '.join(OPTIMIZERS)}")
+        opt = make_optimizer(optimizer, self._params, learning_rate, momentum, nesterov,
+                             beta1, beta2, eps)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, Y_val)")
+            X_val = self._check_X(validation_data[0], "validation_data[0]")
+            T_val, labels_val = self._check_Y(validation_data[1], X_val.shape[0],
+                                              "validation_data[1]")
+
+        history = {"loss": [], "seconds": []}
+        if labels is not None:
+            history["accuracy"] = []
+        if validation_data is not None:
+            history["val_loss"] = []
+            if labels_val is not None:
+                history["val_accuracy"] = []
+
+        ws = self._workspace(batch)
+        order = np.arange(n)
+        for epoch in range(epochs):
+            start_time = time.perf_counter()
+            if shuffle:
+                self._rng.shuffle(order)
+            bar = _progress_bar(n, epoch, epochs) if verbose else None
+            total_loss, correct = 0.0, 0
+            for start in range(0, n, batch):
+                m = min(batch, n - start)
+                acts, deltas, Tb, _ = ws.view(m)
+                if shuffle:
+                    idx = order[start:start + m]
+                    np.take(X, idx, axis=0, out=acts[0])
+                    np.take(T, idx, axis=0, out=Tb)
+                else:
+                    acts[0][...] = X[start:start + m]
+                    Tb[...] = T[start:start + m]
+                batch_loss, A_out = self._backprop(acts, deltas, Tb, m)
+                total_loss += batch_loss
+                if labels is not None:
+                    correct += self._n_correct(
+                        A_out, labels[order[start:start + m]] if shuffle
+                        else labels[start:start + m])
+                opt.step(self._params, self._grads)
+                if bar is not None:
+                    bar.update(m)
+            history["loss"].append(total_loss / n + self._l2_term())
+            if labels is not None:
+                history["accuracy"].append(correct / n)
+            if validation_data is not None:
+                val_total, val_correct = self._data_loss_and_correct(X_val, T_val, labels_val)
+                history["val_loss"].append(val_total / X_val.shape[0] + self._l2_term())
+                if labels_val is not None:
+                    history["val_accuracy"].append(val_correct / X_val.shape[0])
+            history["seconds"].append(time.perf_counter() - start_time)
+            if bar is not None:
+                bar.close()
+                print(f"epoch {epoch + 1}/{epochs}: {_summary(history)}", flush=True)
+        return history
+
+    # ----- predictions -------------------------------------------------------------
+
+    def predict_proba(self, X):
+        """Class probabilities (the output activations of a softmax/sigmoid network)."""
+        if self.task == "regression":
+            raise ValueError(f"predict_proba needs a classification output (softmax or "
+                             f"sigmoid), this network's output is {self.output!r}")
+        return self.forward(X)
+
+    def predict(self, X):
+        """Class labels (n,) for classification (indicator rows for multi-label); outputs for regression."""
+        X = self._check_X(X)
+        if self.task == "regression":
+            return self.forward(X)
+        pieces = [self._labels_of(A) for _, _, A in self._blocks(X)]
+        return np.concatenate(pieces)
+
+    def evaluate(self, X, Y):
+        """``{"loss": J, "accuracy": fraction correct}`` (accuracy only for classification)."""
+        X = self._check_X(X)
+        T, labels = self._check_Y(Y, X.shape[0])
+        total, correct = self._data_loss_and_correct(X, T, labels)
+        result = {"loss": total / X.shape[0] + self._l2_term()}
+        if labels is not None:
+            result["accuracy"] = correct / X.shape[0]
+        return result
+
+    # ----- persistence -------------------------------------------------------------
+
+    def save(self, path):
+        """Write the network to ``path`` as an .npz archive (no pickle), atomically.
+
+        The file holds the format version, sizes, activations, loss, dtype, l2, bias
+        flag, weights and biases. It is written to a temporary file in the same folder
+        and renamed over ``path``, so a crash never leaves a half-written model.
+        """
+        path = os.fspath(path)
+        arrays = {
+            "format_version": np.array(FORMAT_VERSION),
+            "sizes": np.array(self.sizes, dtype=np.int64),
+            "activation": np.array(self.activation),
+            "output": np.array(self.output),
+            "loss": np.array(self.loss_name),
+            "dtype": np.array(self.dtype.name),
+            "l2": np.array(self.l2),
+            "bias": np.array(self.bias),
+        }
+        for l in range(self.n_layers):
+            arrays[f"W{l}"] = self.weights[l]
+            if self.bias:
+                arrays[f"b{l}"] = self.biases[l]
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".npz.tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path, backend="cython"):
+        """Read a network written by :meth:`save`; raise ValueError on anything malformed."""
+        try:
+            archive = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise ValueError(f"{path!r} is not a readable fastbp model file: {exc}") from exc
+        if not hasattr(archive, "files"):
+            raise ValueError(f"{path!r} is a single .npy array, not a fastbp model archive")
+        with archive:
+            try:
+                return cls._from_archive(archive, path, backend)
+            except (KeyError, TypeError, IndexError, OSError, EOFError) as exc:
+                raise ValueError(f"{path!r} is not a valid fastbp model file: {exc!r}") from exc
+
+    @classmethod
+    def _from_archive(cls, archive, path, backend):
+        def scalar(key, kind):
+            value = archive[key]
+            if value.shape != () or value.dtype.kind not in kind:
+                raise ValueError(f"{path!r}: {key!r} must be a scalar of kind {kind!r}, "
+                                 f"got shape {value.shape} dtype {value.dtype}")
+            return value.item()
+
+        version = scalar("format_version", "iu")
+        if version != FORMAT_VERSION:
+            raise ValueError(f"{path!r} has format version {version}; this fastbp reads "
+                             f"version {FORMAT_VERSION}")
+        sizes = archive["sizes"]
+        if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or len(sizes) < 2 or (sizes < 1).any():
+            raise ValueError(f"{path!r}: sizes must be a list of >= 2 positive ints, got {sizes!r}")
+        bias = scalar("bias", "b")
+        try:
+            net = cls(sizes.tolist(), activation=scalar("activation", "U"),
+                      output=scalar("output", "U"), loss=scalar("loss", "U"),
+                      l2=scalar("l2", "f"), bias=bias, dtype=scalar("dtype", "U"),
+                      seed=0, backend=backend)
+        except TypeError as exc:
+            raise ValueError(f"{path!r}: invalid network description: {exc}") from exc
+        expected = {f"W{l}": W for l, W in enumerate(net.weights)}
+        if bias:
+            expected.update({f"b{l}": b for l, b in enumerate(net.biases)})
+        unknown = set(archive.files) - set(expected) - {
+            "format_version", "sizes", "activation", "output", "loss", "dtype", "l2", "bias"}
+        if unknown:
+            raise ValueError(f"{path!r}: unexpected entries {sorted(unknown)}")
+        for key, target in expected.items():
+            value = archive[key]
+            if value.shape != target.shape or value.dtype != target.dtype:
+                raise ValueError(f"{path!r}: {key} must have shape {target.shape} and dtype "
+                                 f"{target.dtype}, got {value.shape} {value.dtype}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"{path!r}: {key} contains NaN or inf")
+            target[...] = value
+        return net
+
+    def __repr__(self):
+        return (f"Network(sizes={self.sizes}, activation={self.activation!r}, "
+                f"output={self.output!r}, loss={self.loss_name!r}, l2={self.l2}, "
+                f"bias={self.bias}, dtype={self.dtype.name!r}, backend={self.backend!r})")
+
+
+def _progress_bar(n, epoch, epochs):
+    from tqdm.auto import tqdm
+
+    # The bar disappears when the epoch ends; a summary line per epoch stays.
+    return tqdm(total=n, desc=f"epoch {epoch + 1}/{epochs}", unit="samples", leave=False,
+                dynamic_ncols=True)
+
+
+def _summary(history):
+    parts = []
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        if key in history:
+            parts.append(f"{key} {history[key][-1]:.4f}")
+    parts.append(f"{history['seconds'][-1]:.2f}s")
+    return ", ".join(parts)
+
+
+def gradient_check(net, X, Y, eps=1e-6, max_params=None, seed=0):
+    """Compare ``net.gradients`` with central finite differences of ``net.loss``.
+
+    The check runs on a float64 copy of the network (same backend), so that finite
+    differences are accurate whatever the network's dtype.
+
+    Parameters
+    ----------
+    net : Network
+    X, Y : data as for :meth:`Network.loss`
+    eps : float
+        Finite-difference step.
+    max_params : int, optional
+        Check at most this many parameters, chosen at random (all by default).
+    seed : int
+        Seeds the choice of parameters.
+
+    Returns
+    -------
+    float
+        The largest relative error over the weight and bias arrays,
+        ``||g - g_fd|| / (||g|| + ||g_fd||)`` on the checked entries of each array
+        (0 where both are 0).
+    """
+    clone = Network(net.sizes, activation=net.activation, output=net.output,
+                    loss=net.loss_name, l2=net.l2, bias=net.bias, dtype="float64",
+                    seed=0, backend=net.backend)
+    clone._params[...] = net._params
+    clone.gradients(X, Y)
+    analytic = clone._grads.copy()
+    n = clone._params.size
+    index = np.arange(n)
+    if max_params is not None and max_params < n:
+        index = np.sort(np.random.default_rng(seed).choice(n, max_params, replace=False))
+    numeric = np.zeros(len(index))
+    for j, p in enumerate(index):
+        saved = clone._params[p]
+        clone._params[p] = saved + eps
+        plus = clone.loss(X, Y)
+        clone._params[p] = saved - eps
+        minus = clone.loss(X, Y)
+        clone._params[p] = saved
+        numeric[j] = (plus - minus) / (2 * eps)
+    # Group the checked entries by the array (layer weights or biases) they belong to.
+    bounds = np.cumsum([W.size for W in clone.weights]
+                       + [b.size for b in clone.biases if b is not None])
+    array_of = np.searchsorted(bounds, index, side="right")
+    worst = 0.0
+    for a in np.unique(array_of):
+        sel = array_of == a
+        g, fd = analytic[index[sel]], numeric[sel]
+        denom = np.linalg.norm(g) + np.linalg.norm(fd)
+        if denom > 0:
+            worst = max(worst, float(np.linalg.norm(g - fd) / denom))
+    return worst
