@@ -7,6 +7,15 @@ with identical signatures; ``fastbp.datasets`` loads the bundled digits and IDX 
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
+try:
+    from fastbp import _kernels  # noqa: F401  (the compiled core)
+except ImportError as _exc:  # pragma: no cover - depends on how fastbp was installed
+    raise ImportError(
+        f"fastbp's compiled core is missing from {__path__[0]}: this is probably an unbuilt "
+        "source tree. Install fastbp (pip install .) and run from another folder, or build "
+        "it in place (pip install -e .)."
+    ) from _exc
+
 from fastbp import datasets, kernels, reference
 from fastbp._threads import get_num_threads, set_num_threads
 from fastbp.network import Network, gradient_check
