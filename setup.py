@@ -53,7 +53,7 @@ define_macros = [
     ("FASTBP_CYTHON_VERSION", f'"{Cython.__version__}"'),
 ]
 
-MODULES = ["_openmp_helpers", "_kernels"]
+MODULES = ["_openmp_helpers", "_kernels", "_engine"]
 
 extensions = [
     Extension(

@@ -21,8 +21,10 @@ import numpy as np
 from scipy.linalg import blas as scipy_blas
 
 from fastbp._backends import get_backend
+from fastbp._threads import get_num_threads
 from fastbp._validation import ACTIVATIONS, check_activation
-from fastbp.losses import MATCHING_PAIRS, OUTPUTS, check_loss, loss_sum, output_error
+from fastbp.engine import CompiledTrainer, batches_per_chunk
+from fastbp.losses import OUTPUTS, check_loss, loss_sum, output_error
 from fastbp.optimizers import OPTIMIZERS, make_optimizer
 
 __all__ = ["Network", "gradient_check", "INITS"]
@@ -395,7 +397,7 @@ class Network:
 
     def fit(self, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
             momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, shuffle=True,
-            validation_data=None, verbose=False):
+            validation_data=None, verbose=False, n_threads=None):
         """Train by (mini-batch) gradient descent on the cost J.
 
         Parameters
@@ -418,6 +420,9 @@ class Network:
             Evaluated at the end of every epoch.
         verbose : bool
             A live progress bar per epoch and a summary line.
+        n_threads : int, optional
+            Threads for this fit (backend "cython"); default :func:`fastbp.get_num_threads`.
+            BLAS is held to one thread during the fit: the engine splits the work itself.
 
         Returns
         -------
@@ -452,45 +457,43 @@ class Network:
             if labels_val is not None:
                 history["val_accuracy"] = []
 
-        ws = self._workspace(batch)
-        order = np.arange(n)
-        for epoch in range(epochs):
-            start_time = time.perf_counter()
-            if shuffle:
-                self._rng.shuffle(order)
-            bar = _progress_bar(n, epoch, epochs) if verbose else None
-            total_loss, correct = 0.0, 0
-            for start in range(0, n, batch):
-                m = min(batch, n - start)
-                acts, deltas, Tb, _ = ws.view(m)
+        if self._backend.name == "cython":
+            n_threads = get_num_threads() if n_threads is None else _check_positive_int(
+                "n_threads", n_threads)
+            trainer = CompiledTrainer(self, X, T, labels, batch, opt, n_threads)
+        else:
+            trainer = _PythonTrainer(self, X, T, labels, batch, opt)
+        n_batches = -(-n // batch)
+        chunk = batches_per_chunk(batch)
+        order = np.arange(n, dtype=np.int64)
+        with trainer:
+            for epoch in range(epochs):
+                start_time = time.perf_counter()
                 if shuffle:
-                    idx = order[start:start + m]
-                    np.take(X, idx, axis=0, out=acts[0])
-                    np.take(T, idx, axis=0, out=Tb)
-                else:
-                    acts[0][...] = X[start:start + m]
-                    Tb[...] = T[start:start + m]
-                batch_loss, A_out = self._backprop(acts, deltas, Tb, m)
-                total_loss += batch_loss
+                    self._rng.shuffle(order)
+                bar = _progress_bar(n, epoch, epochs) if verbose else None
+                total_loss, correct = 0.0, 0
+                for first in range(0, n_batches, chunk):
+                    last = min(first + chunk, n_batches)
+                    chunk_loss, chunk_correct = trainer.run(order if shuffle else None,
+                                                            first, last)
+                    total_loss += chunk_loss
+                    correct += chunk_correct
+                    if bar is not None:
+                        bar.update(min(last * batch, n) - first * batch)
+                history["loss"].append(total_loss / n + self._l2_term())
                 if labels is not None:
-                    correct += self._n_correct(
-                        A_out, labels[order[start:start + m]] if shuffle
-                        else labels[start:start + m])
-                opt.step(self._params, self._grads)
+                    history["accuracy"].append(correct / n)
+                if validation_data is not None:
+                    val_total, val_correct = self._data_loss_and_correct(X_val, T_val,
+                                                                         labels_val)
+                    history["val_loss"].append(val_total / X_val.shape[0] + self._l2_term())
+                    if labels_val is not None:
+                        history["val_accuracy"].append(val_correct / X_val.shape[0])
+                history["seconds"].append(time.perf_counter() - start_time)
                 if bar is not None:
-                    bar.update(m)
-            history["loss"].append(total_loss / n + self._l2_term())
-            if labels is not None:
-                history["accuracy"].append(correct / n)
-            if validation_data is not None:
-                val_total, val_correct = self._data_loss_and_correct(X_val, T_val, labels_val)
-                history["val_loss"].append(val_total / X_val.shape[0] + self._l2_term())
-                if labels_val is not None:
-                    history["val_accuracy"].append(val_correct / X_val.shape[0])
-            history["seconds"].append(time.perf_counter() - start_time)
-            if bar is not None:
-                bar.close()
-                print(f"epoch {epoch + 1}/{epochs}: {_summary(history)}", flush=True)
+                    bar.close()
+                    print(f"epoch {epoch + 1}/{epochs}: {_summary(history)}", flush=True)
         return history
 
     # ----- predictions -------------------------------------------------------------
@@ -620,6 +623,48 @@ class Network:
         return (f"Network(sizes={self.sizes}, activation={self.activation!r}, "
                 f"output={self.output!r}, loss={self.loss_name!r}, l2={self.l2}, "
                 f"bias={self.bias}, dtype={self.dtype.name!r}, backend={self.backend!r})")
+
+
+class _PythonTrainer:
+    """Runs batches of an epoch as a Python loop over the backend's kernels (backend="numpy").
+
+    The same algorithm as the compiled engine, one kernel call per layer and batch.
+    """
+
+    def __init__(self, net, X, T, labels, batch_size, optimizer):
+        self.net, self.X, self.T, self.labels = net, X, T, labels
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.workspace = net._workspace(batch_size)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def run(self, order, first, last):
+        """Train batches [first, last); returns (summed loss, n_correct)."""
+        net, X, T, labels, batch = self.net, self.X, self.T, self.labels, self.batch_size
+        total_loss, correct = 0.0, 0
+        for bi in range(first, last):
+            start = bi * batch
+            m = min(batch, X.shape[0] - start)
+            acts, deltas, Tb, _ = self.workspace.view(m)
+            if order is not None:
+                idx = order[start:start + m]
+                np.take(X, idx, axis=0, out=acts[0])
+                np.take(T, idx, axis=0, out=Tb)
+            else:
+                idx = slice(start, start + m)
+                acts[0][...] = X[idx]
+                Tb[...] = T[idx]
+            batch_loss, A_out = net._backprop(acts, deltas, Tb, m)
+            total_loss += batch_loss
+            if labels is not None:
+                correct += net._n_correct(A_out, labels[idx])
+            self.optimizer.step(net._params, net._grads)
+        return total_loss, correct
 
 
 def _progress_bar(n, epoch, epochs):

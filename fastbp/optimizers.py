@@ -29,6 +29,8 @@ def _check_real(name, value, low, high=None, low_open=False, high_open=True):
 class SGD:
     """params += v, v = momentum * v - lr * g (Nesterov: params += momentum * v - lr * g)."""
 
+    name = "sgd"
+
     def __init__(self, params, learning_rate, momentum=0.0, nesterov=False):
         self.learning_rate = _check_real("learning_rate", learning_rate, 0, low_open=True)
         self.momentum = _check_real("momentum", momentum, 0, 1)
@@ -58,6 +60,8 @@ class SGD:
 
 class Adam:
     """Adam (Kingma & Ba) with bias correction folded into the step size."""
+
+    name = "adam"
 
     def __init__(self, params, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8):
         self.learning_rate = _check_real("learning_rate", learning_rate, 0, low_open=True)

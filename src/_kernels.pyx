@@ -14,7 +14,7 @@ from libc.stdlib cimport malloc, free
 
 from _activations cimport (
     IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX,
-    bias_activation_rows, derivative_product_rows,
+    bias_activation_block, derivative_product_block,
 )
 from _blas cimport gemm
 
@@ -57,11 +57,11 @@ cdef void _bias_activation(floating* out, const floating* b, Py_ssize_t n_rows,
     cdef int n_blocks = _n_blocks(n_rows, n_cols, n_threads)
     cdef int blk
     if n_blocks == 1:
-        bias_activation_rows(out, b, 0, n_rows, n_cols, activation)
+        bias_activation_block(out, n_cols, b, 0, n_rows, 0, n_cols, activation)
         return
     for blk in prange(n_blocks, schedule="static", num_threads=n_blocks):
-        bias_activation_rows(out, b, blk * n_rows // n_blocks, (blk + 1) * n_rows // n_blocks,
-                             n_cols, activation)
+        bias_activation_block(out, n_cols, b, blk * n_rows // n_blocks,
+                              (blk + 1) * n_rows // n_blocks, 0, n_cols, activation)
 
 
 cdef void _derivative_product(floating* out, const floating* G, const floating* A,
@@ -71,11 +71,11 @@ cdef void _derivative_product(floating* out, const floating* G, const floating* 
     cdef int n_blocks = _n_blocks(n_rows, n_cols, n_threads)
     cdef int blk
     if n_blocks == 1:
-        derivative_product_rows(out, G, A, 0, n_rows, n_cols, activation)
+        derivative_product_block(out, G, A, n_cols, 0, n_rows, 0, n_cols, activation)
         return
     for blk in prange(n_blocks, schedule="static", num_threads=n_blocks):
-        derivative_product_rows(out, G, A, blk * n_rows // n_blocks,
-                                (blk + 1) * n_rows // n_blocks, n_cols, activation)
+        derivative_product_block(out, G, A, n_cols, blk * n_rows // n_blocks,
+                                 (blk + 1) * n_rows // n_blocks, 0, n_cols, activation)
 
 
 cdef int _column_sums(floating* out, const floating* X, Py_ssize_t n_rows, Py_ssize_t n_cols,

@@ -1,0 +1,108 @@
+"""Driving the compiled training engine (src/_engine.pyx) from Network.fit.
+
+The engine trains chunks of mini-batches without the GIL. This module lays out, once
+per fit, everything it needs: one flat workspace holding every per-batch buffer (the
+gathered inputs and targets, each layer's activations and errors), the offsets of
+each layer's parameters and buffers, and the codes of activations, loss, task and
+optimiser. It also limits BLAS to one thread for the fit (threadpoolctl, entered once):
+the engine splits products over its own OpenMP threads, and two thread pools on the
+same cores would fight.
+"""
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from fastbp import _engine, _kernels
+from fastbp.losses import MATCHING_PAIRS
+
+# Samples per chunk: Python gets control back (progress bar, Ctrl-C) this often.
+CHUNK_SAMPLES = 8192
+
+
+def batches_per_chunk(batch_size):
+    return max(1, CHUNK_SAMPLES // batch_size)
+
+
+class CompiledTrainer:
+    """Runs batches of an epoch in the compiled engine for one fit of one Network."""
+
+    def __init__(self, net, X, T, labels, batch_size, optimizer, n_threads):
+        self.net, self.X, self.T = net, X, T
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.n_threads = n_threads
+        task = net.task
+        self.task_code = _engine.TASK_CODES[task]
+        self.labels = (np.ascontiguousarray(labels, dtype=np.int64)
+                       if task in ("multiclass", "binary") else np.empty(0, np.int64))
+        self.empty = np.empty(0, net.dtype)
+        self.layout, self.work = self._layout(net, batch_size)
+        codes = _kernels.ACTIVATION_CODES
+        self.hidden = codes[net.activation]
+        self.output = codes[net.output]
+        self.loss = _engine.LOSS_CODES[net.loss_name]
+        self.matching = (net.output, net.loss_name) in MATCHING_PAIRS
+        self._limits = None
+
+    @staticmethod
+    def _layout(net, batch):
+        sizes = net.sizes
+        L = len(sizes) - 1
+        w_off, b_off = [], []
+        offset = 0
+        for l in range(L):
+            w_off.append(offset)
+            offset += sizes[l + 1] * sizes[l]
+        n_weights = offset
+        for l in range(L):
+            if net.bias:
+                b_off.append(offset)
+                offset += sizes[l + 1]
+            else:
+                b_off.append(-1)
+        a_off, d_off = [], [0]
+        w = 0
+        for l in range(L + 1):
+            a_off.append(w)
+            w += batch * sizes[l]
+        for l in range(1, L + 1):
+            d_off.append(w)
+            w += batch * sizes[l]
+        t_off = w
+        w += batch * sizes[-1]
+        layout = np.array([L, *sizes, *w_off, *b_off, *a_off, *d_off, t_off, n_weights,
+                           offset], dtype=np.intp)
+        return layout, np.zeros(w, net.dtype)
+
+    def __enter__(self):
+        self._limits = threadpool_limits(limits=1, user_api="blas")
+        return self
+
+    def __exit__(self, *exc):
+        self._limits.restore_original_limits()
+        self._limits = None
+
+    def run(self, order, first, last):
+        """Train batches [first, last); returns (summed loss, n_correct)."""
+        net, opt = self.net, self.optimizer
+        if opt.name == "adam":
+            code, s1, s2, t = _engine.OPTIMIZER_CODES["adam"], opt.m, opt.v, opt.t
+            mu, beta1, beta2, eps = 0.0, opt.beta1, opt.beta2, opt.eps
+        else:
+            t, beta1, beta2, eps = 0, 0.0, 0.0, 0.0
+            mu = opt.momentum
+            if mu == 0:
+                code, s1 = _engine.OPTIMIZER_CODES["sgd"], self.empty
+            else:
+                code = _engine.OPTIMIZER_CODES["nesterov" if opt.nesterov else "momentum"]
+                s1 = opt.velocity
+            s2 = self.empty
+        loss, correct, t = _engine.train_chunk(
+            self.X, self.T, self.labels, np.empty(0, np.int64) if order is None else order,
+            net._params, net._grads, s1, s2, self.work, self.layout,
+            self.hidden, self.output, self.loss, self.matching, self.task_code,
+            code, opt.learning_rate, net.l2, mu, beta1, beta2, eps, t,
+            self.batch_size, first, last, self.n_threads)
+        if opt.name == "adam":
+            opt.t = t
+        return loss, correct

@@ -1,0 +1,400 @@
+"""The fused training engine: chunks of mini-batches trained entirely in compiled code.
+
+One call of ``train_chunk`` runs batches ``[first, last)`` of an epoch without the
+GIL: gather the batch's rows, forward pass, loss and output error (BP1), backward pass
+(BP2) and the optimiser update, layer by layer, in buffers the caller allocated once
+per fit. Python regains control only between chunks (progress bar, Ctrl-C).
+
+Parallelism: BLAS runs single-threaded (the caller limits it with threadpoolctl once
+per fit) and fastbp puts the cores to work itself: each matrix product is split into
+blocks (of samples, of output neurons or of W's columns) over an OpenMP ``prange``,
+every block one single-threaded gemm followed by the fused elementwise pass on the
+same block while it is still in cache. Small products stay serial: a fork/join costs
+more than they do. Block boundaries depend only on the shapes and the thread count,
+so a run is bit-reproducible for a given thread count.
+
+For plain SGD the update is folded into the weight-gradient gemm:
+``W := (1 - lr * l2) * W - (lr / m) * delta.T @ A_prev`` (alpha and beta of gemm),
+after the layer's delta for the layer below has been computed with the old W.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport log, sqrt
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+from _activations cimport (
+    SIGMOID, SOFTMAX, bias_activation_block, derivative_product_block,
+)
+from _blas cimport gemm
+
+# Codes shared with fastbp/engine.py.
+LOSS_CODES = {"mse": 0, "cross_entropy": 1}
+OPTIMIZER_CODES = {"sgd": 0, "momentum": 1, "nesterov": 2, "adam": 3}
+TASK_CODES = {"regression": 0, "multiclass": 1, "binary": 2, "multilabel": 3}
+
+cdef enum:
+    MSE = 0
+    CROSS_ENTROPY = 1
+
+cdef enum:
+    OPT_SGD = 0
+    OPT_MOMENTUM = 1
+    OPT_NESTEROV = 2
+    OPT_ADAM = 3
+
+cdef enum:
+    TASK_REGRESSION = 0
+    TASK_MULTICLASS = 1
+    TASK_BINARY = 2
+    TASK_MULTILABEL = 3
+
+# A product of fewer multiply-adds than this runs on one thread; above, each thread
+# gets at least this much work. Measured on a 2-core Xeon: a fork/join of a warm OpenMP
+# team costs ~1-2 us, a 64k-MAC single-threaded sgemm ~1-2 us.
+cdef Py_ssize_t MIN_MACS_PER_THREAD = 65536
+# Elementwise optimiser passes: elements per thread.
+cdef Py_ssize_t MIN_ELEMENTS_PER_THREAD = 32768
+
+
+cdef struct Layout:
+    int n_layers
+    Py_ssize_t* sizes      # n_layers + 1 widths, input first
+    Py_ssize_t* w_off      # offset of W_l (sizes[l+1], sizes[l]) in params/grads
+    Py_ssize_t* b_off      # offset of b_l, or -1 without biases
+    Py_ssize_t* a_off      # offset of acts[l] (batch, sizes[l]) in the workspace
+    Py_ssize_t* d_off      # offset of deltas[l] (batch, sizes[l]); d_off[0] unused
+    Py_ssize_t t_off       # offset of the gathered targets (batch, sizes[-1])
+    Py_ssize_t n_weights   # weights come first in params: [0, n_weights)
+    Py_ssize_t n_params
+
+
+cdef inline int _n_blocks(Py_ssize_t work, Py_ssize_t min_work, Py_ssize_t max_blocks,
+                          int n_threads) noexcept nogil:
+    """Blocks to split ``work`` into: at most n_threads and max_blocks, each >= min_work."""
+    cdef Py_ssize_t nb = work // min_work
+    if nb > n_threads:
+        nb = n_threads
+    if nb > max_blocks:
+        nb = max_blocks
+    return <int> nb if nb > 1 else 1
+
+
+cdef void _forward_layer(const floating* A_prev, const floating* W, const floating* b,
+                         floating* out, Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out,
+                         int activation, int n_threads) noexcept nogil:
+    """out (m, n_out) := act(A_prev @ W.T + b), split over samples or output neurons."""
+    cdef int nb, blk
+    cdef Py_ssize_t r0, r1, c0, c1
+    cdef bint by_rows = activation == SOFTMAX or m >= n_out
+    nb = _n_blocks(m * n_in * n_out, MIN_MACS_PER_THREAD, m if by_rows else n_out, n_threads)
+    if nb == 1:
+        gemm(False, True, <int> m, <int> n_out, <int> n_in, 1, A_prev, <int> n_in, W,
+             <int> n_in, 0, out, <int> n_out)
+        bias_activation_block(out, n_out, b, 0, m, 0, n_out, activation)
+    elif by_rows:
+        for blk in prange(nb, schedule="static", num_threads=nb):
+            r0 = blk * m // nb
+            r1 = (blk + 1) * m // nb
+            gemm(False, True, <int> (r1 - r0), <int> n_out, <int> n_in, 1,
+                 A_prev + r0 * n_in, <int> n_in, W, <int> n_in, 0, out + r0 * n_out,
+                 <int> n_out)
+            bias_activation_block(out, n_out, b, r0, r1, 0, n_out, activation)
+    else:
+        for blk in prange(nb, schedule="static", num_threads=nb):
+            c0 = blk * n_out // nb
+            c1 = (blk + 1) * n_out // nb
+            gemm(False, True, <int> m, <int> (c1 - c0), <int> n_in, 1, A_prev, <int> n_in,
+                 W + c0 * n_in, <int> n_in, 0, out + c0, <int> n_out)
+            bias_activation_block(out, n_out, b, 0, m, c0, c1, activation)
+
+
+cdef void _backward_delta(const floating* delta, const floating* W, const floating* A_prev,
+                          floating* out, Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out,
+                          int activation, int n_threads) noexcept nogil:
+    """out (m, n_in) := (delta @ W) * act'(A_prev)  (BP2), split over W's columns or samples."""
+    cdef int nb, blk
+    cdef Py_ssize_t r0, r1, c0, c1
+    cdef bint by_rows = activation == SOFTMAX or m > n_in
+    nb = _n_blocks(m * n_in * n_out, MIN_MACS_PER_THREAD, m if by_rows else n_in, n_threads)
+    if nb == 1:
+        gemm(False, False, <int> m, <int> n_in, <int> n_out, 1, delta, <int> n_out, W,
+             <int> n_in, 0, out, <int> n_in)
+        derivative_product_block(out, out, A_prev, n_in, 0, m, 0, n_in, activation)
+    elif by_rows:
+        for blk in prange(nb, schedule="static", num_threads=nb):
+            r0 = blk * m // nb
+            r1 = (blk + 1) * m // nb
+            gemm(False, False, <int> (r1 - r0), <int> n_in, <int> n_out, 1,
+                 delta + r0 * n_out, <int> n_out, W, <int> n_in, 0, out + r0 * n_in,
+                 <int> n_in)
+            derivative_product_block(out, out, A_prev, n_in, r0, r1, 0, n_in, activation)
+    else:
+        for blk in prange(nb, schedule="static", num_threads=nb):
+            c0 = blk * n_in // nb
+            c1 = (blk + 1) * n_in // nb
+            gemm(False, False, <int> m, <int> (c1 - c0), <int> n_out, 1, delta, <int> n_out,
+                 W + c0, <int> n_in, 0, out + c0, <int> n_in)
+            derivative_product_block(out, out, A_prev, n_in, 0, m, c0, c1, activation)
+
+
+cdef void _weight_gradient(const floating* delta, const floating* A_prev, floating* out,
+                           Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out,
+                           floating alpha, floating beta, int n_threads) noexcept nogil:
+    """out (n_out, n_in) := alpha * delta.T @ A_prev + beta * out  (BP4), split over W's rows or columns."""
+    cdef int nb, blk
+    cdef Py_ssize_t r0, r1, c0, c1
+    cdef bint by_rows = n_out > n_in
+    nb = _n_blocks(m * n_in * n_out, MIN_MACS_PER_THREAD, n_out if by_rows else n_in,
+                   n_threads)
+    if nb == 1:
+        gemm(True, False, <int> n_out, <int> n_in, <int> m, alpha, delta, <int> n_out,
+             A_prev, <int> n_in, beta, out, <int> n_in)
+    elif by_rows:
+        for blk in prange(nb, schedule="static", num_threads=nb):
+            r0 = blk * n_out // nb
+            r1 = (blk + 1) * n_out // nb
+            gemm(True, False, <int> (r1 - r0), <int> n_in, <int> m, alpha, delta + r0,
+                 <int> n_out, A_prev, <int> n_in, beta, out + r0 * n_in, <int> n_in)
+    else:
+        for blk in prange(nb, schedule="static", num_threads=nb):
+            c0 = blk * n_in // nb
+            c1 = (blk + 1) * n_in // nb
+            gemm(True, False, <int> n_out, <int> (c1 - c0), <int> m, alpha, delta,
+                 <int> n_out, A_prev + c0, <int> n_in, beta, out + c0, <int> n_in)
+
+
+cdef void _bias_gradient(const floating* delta, floating* out, Py_ssize_t m,
+                         Py_ssize_t n_out, floating alpha, floating beta) noexcept nogil:
+    """out := alpha * delta.sum(0) + beta * out  (BP3), summed in row order."""
+    cdef Py_ssize_t r, j
+    cdef double s
+    for j in range(n_out):
+        s = 0
+        for r in range(m):
+            s += delta[r * n_out + j]
+        out[j] = <floating> (alpha * s + beta * out[j]) if beta != 0 else <floating> (alpha * s)
+
+
+cdef double _output_error(const floating* A, const floating* Y, floating* delta,
+                          Py_ssize_t m, Py_ssize_t k, int output, int loss,
+                          bint matching, int task, const int64_t* labels,
+                          const int64_t* order, Py_ssize_t start,
+                          int64_t* n_correct) noexcept nogil:
+    """delta := dC/dz (BP1) for each row; returns the summed loss, counts correct predictions."""
+    cdef Py_ssize_t r, j, o, best
+    cdef double total = 0, a, y, d
+    cdef floating eps = 1.1920929e-07 if floating is float else 2.220446049250313e-16
+    cdef int64_t label
+    cdef bint row_ok
+    for r in range(m):
+        o = r * k
+        for j in range(o, o + k):
+            a = A[j]
+            y = Y[j]
+            if loss == MSE:
+                d = a - y
+                total += 0.5 * d * d
+            elif output == SOFTMAX:
+                if y != 0:
+                    total -= y * log(a if a > eps else eps)
+            else:
+                total -= y * log(min(max(a, eps), 1 - eps))
+                total -= (1 - y) * log(min(max(1 - a, eps), 1 - eps))
+            delta[j] = A[j] - Y[j]
+        if not matching:
+            derivative_product_block(delta, delta, A, k, r, r + 1, 0, k, output)
+        if task == TASK_MULTICLASS:
+            best = 0
+            for j in range(1, k):
+                if A[o + j] > A[o + best]:
+                    best = j
+            label = labels[order[start + r] if order != NULL else start + r]
+            n_correct[0] += best == label
+        elif task == TASK_BINARY:
+            label = labels[order[start + r] if order != NULL else start + r]
+            n_correct[0] += (A[o] > 0.5) == (label == 1)
+        elif task == TASK_MULTILABEL:
+            row_ok = True
+            for j in range(o, o + k):
+                if (A[j] > 0.5) != (Y[j] > 0.5):
+                    row_ok = False
+            n_correct[0] += row_ok
+    return total
+
+
+cdef void _optimizer_step(floating* params, floating* grads, floating* state1,
+                          floating* state2, Py_ssize_t n_weights, Py_ssize_t n_params,
+                          int optimizer, double lr, double l2, double momentum,
+                          double beta1, double beta2, double eps, int64_t t,
+                          int n_threads) noexcept nogil:
+    """One momentum/Nesterov/Adam step on the flat vectors (l2 * W added to the weights' gradients)."""
+    cdef int nb = _n_blocks(n_params, MIN_ELEMENTS_PER_THREAD, n_params, n_threads)
+    cdef int blk
+    if nb == 1:
+        _optimizer_range(params, grads, state1, state2, 0, n_params, n_weights, optimizer, lr,
+                         l2, momentum, beta1, beta2, eps, t)
+        return
+    for blk in prange(nb, schedule="static", num_threads=nb):
+        _optimizer_range(params, grads, state1, state2, blk * n_params // nb,
+                         (blk + 1) * n_params // nb, n_weights, optimizer, lr, l2, momentum,
+                         beta1, beta2, eps, t)
+
+
+cdef inline void _optimizer_range(floating* params, floating* grads, floating* state1,
+                                  floating* state2, Py_ssize_t p0, Py_ssize_t p1,
+                                  Py_ssize_t n_weights, int optimizer, double lr, double l2,
+                                  double momentum, double beta1, double beta2, double eps,
+                                  int64_t t) noexcept nogil:
+    cdef Py_ssize_t p
+    cdef floating g, v
+    cdef floating f_lr = <floating> lr, f_l2 = <floating> l2, mu = <floating> momentum
+    cdef floating b1 = <floating> beta1, b2 = <floating> beta2, f_eps = <floating> eps
+    cdef floating lr_t = <floating> (lr * sqrt(1 - beta2 ** t) / (1 - beta1 ** t)) \
+        if optimizer == OPT_ADAM else 0
+    for p in range(p0, p1):
+        g = grads[p]
+        if p < n_weights and f_l2 != 0:
+            g = g + f_l2 * params[p]
+        if optimizer == OPT_ADAM:
+            state1[p] = b1 * state1[p] + (1 - b1) * g
+            state2[p] = b2 * state2[p] + (1 - b2) * (g * g)
+            params[p] = params[p] - lr_t * state1[p] / (sqrt(state2[p]) + f_eps)
+        else:
+            v = mu * state1[p] - f_lr * g
+            state1[p] = v
+            if optimizer == OPT_NESTEROV:
+                params[p] = params[p] + (mu * v - f_lr * g)
+            else:
+                params[p] = params[p] + v
+
+
+def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
+                const floating[:, ::1] T,         # IN (n, k) targets
+                const int64_t[::1] labels,        # IN (n,) class labels, or empty
+                const int64_t[::1] order,         # IN (n,) sample order, or empty: in order
+                floating[::1] params,             # IN/OUT flat weights then biases
+                floating[::1] grads,              # OUT scratch, same layout
+                floating[::1] state1,             # IN/OUT velocity or Adam m (or empty)
+                floating[::1] state2,             # IN/OUT Adam v (or empty)
+                floating[::1] work,               # workspace: acts, deltas, targets
+                const Py_ssize_t[::1] layout,     # see _read_layout
+                int hidden, int output, int loss, bint matching, int task,
+                int optimizer, double lr, double l2, double momentum,
+                double beta1, double beta2, double eps, int64_t adam_t,
+                Py_ssize_t batch_size, Py_ssize_t first, Py_ssize_t last, int n_threads):
+    """Train batches [first, last) of an epoch; returns (summed loss, n_correct, adam_t)."""
+    cdef Layout lay
+    cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], k = T.shape[1]
+    cdef Py_ssize_t bi, start, m, r, l, i, o
+    cdef double total_loss = 0
+    cdef int64_t n_correct = 0
+    cdef const int64_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
+    cdef const int64_t* labels_ptr = &labels[0] if labels.shape[0] > 0 else NULL
+    cdef floating* P = &params[0]
+    cdef floating* G = &grads[0]
+    cdef floating* S1 = &state1[0] if state1.shape[0] > 0 else NULL
+    cdef floating* S2 = &state2[0] if state2.shape[0] > 0 else NULL
+    cdef floating* Wk = &work[0]
+    cdef const floating* A0
+    cdef const floating* Tb
+    cdef const floating* A_prev
+    cdef const floating* b
+    cdef floating* D
+    cdef floating alpha, beta
+    cdef int act
+    cdef bint plain_sgd = optimizer == OPT_SGD
+
+    _read_layout(&lay, layout)
+    try:
+        with nogil:
+            for bi in range(first, last):
+                start = bi * batch_size
+                m = min(batch_size, n - start)
+                # Gather the batch: shuffled rows are copied into the workspace, rows in
+                # order are used where they are.
+                if order_ptr != NULL:
+                    for r in range(m):
+                        memcpy(Wk + lay.a_off[0] + r * n_in, &X[order_ptr[start + r], 0],
+                               n_in * sizeof(floating))
+                        memcpy(Wk + lay.t_off + r * k, &T[order_ptr[start + r], 0],
+                               k * sizeof(floating))
+                    A0 = Wk + lay.a_off[0]
+                    Tb = Wk + lay.t_off
+                else:
+                    A0 = &X[start, 0]
+                    Tb = &T[start, 0]
+
+                # Forward pass.
+                A_prev = A0
+                for l in range(lay.n_layers):
+                    act = output if l == lay.n_layers - 1 else hidden
+                    b = P + lay.b_off[l] if lay.b_off[l] >= 0 else NULL
+                    _forward_layer(A_prev, P + lay.w_off[l], b, Wk + lay.a_off[l + 1], m,
+                                   lay.sizes[l], lay.sizes[l + 1], act, n_threads)
+                    A_prev = Wk + lay.a_off[l + 1]
+
+                # Loss and output error (BP1).
+                total_loss += _output_error(Wk + lay.a_off[lay.n_layers], Tb,
+                                            Wk + lay.d_off[lay.n_layers], m, k, output, loss,
+                                            matching, task, labels_ptr, order_ptr, start,
+                                            &n_correct)
+
+                # Backward pass, top layer first: BP2 with the old W, then W's update.
+                for l in range(lay.n_layers - 1, -1, -1):
+                    i = lay.sizes[l]
+                    o = lay.sizes[l + 1]
+                    A_prev = A0 if l == 0 else Wk + lay.a_off[l]
+                    D = Wk + lay.d_off[l + 1]
+                    if l > 0:
+                        _backward_delta(D, P + lay.w_off[l], A_prev, Wk + lay.d_off[l], m,
+                                        i, o, hidden, n_threads)
+                    if plain_sgd:
+                        alpha = <floating> (-lr / m)
+                        beta = <floating> (1 - lr * l2)
+                        _weight_gradient(D, A_prev, P + lay.w_off[l], m, i, o, alpha, beta,
+                                         n_threads)
+                        if lay.b_off[l] >= 0:
+                            _bias_gradient(D, P + lay.b_off[l], m, o, alpha, 1)
+                    else:
+                        alpha = <floating> (1.0 / m)
+                        _weight_gradient(D, A_prev, G + lay.w_off[l], m, i, o, alpha, 0,
+                                         n_threads)
+                        if lay.b_off[l] >= 0:
+                            _bias_gradient(D, G + lay.b_off[l], m, o, alpha, 0)
+                if not plain_sgd:
+                    adam_t += 1
+                    _optimizer_step(P, G, S1, S2, lay.n_weights, lay.n_params, optimizer, lr,
+                                    l2, momentum, beta1, beta2, eps, adam_t, n_threads)
+    finally:
+        _free_layout(&lay)
+    return total_loss, n_correct, adam_t
+
+
+cdef int _read_layout(Layout* lay, const Py_ssize_t[::1] layout) except -1:
+    """layout = [L, sizes (L+1), w_off (L), b_off (L), a_off (L+1), d_off (L+1), t_off,
+    n_weights, n_params], as written by fastbp/engine.py."""
+    cdef int L = <int> layout[0]
+    cdef Py_ssize_t pos = 1, l
+    lay.n_layers = L
+    lay.sizes = <Py_ssize_t*> malloc((5 * L + 3) * sizeof(Py_ssize_t))
+    if lay.sizes == NULL:
+        raise MemoryError()
+    lay.w_off = lay.sizes + (L + 1)
+    lay.b_off = lay.w_off + L
+    lay.a_off = lay.b_off + L
+    lay.d_off = lay.a_off + (L + 1)
+    for l in range(5 * L + 3):
+        lay.sizes[l] = layout[pos + l]
+    pos += 5 * L + 3
+    lay.t_off = layout[pos]
+    lay.n_weights = layout[pos + 1]
+    lay.n_params = layout[pos + 2]
+    return 0
+
+
+cdef void _free_layout(Layout* lay) noexcept:
+    free(lay.sizes)
+    lay.sizes = NULL
