@@ -161,4 +161,6 @@ def check_weight_gradient(delta, A_prev, out, bias_out, scale, accumulate):
         raise ValueError("accumulate=True adds into out, so out= must be given")
     if bias_out is not None:
         check_out("bias_out", bias_out, (delta.shape[1],), dtype)
+        if out is not None and np.may_share_memory(out, bias_out):
+            raise ValueError("bias_out overlaps out; they must be separate arrays")
     return delta, A_prev, shape, dtype, scale, accumulate

@@ -28,7 +28,12 @@ LEAKY_SLOPE = 0.01
 
 
 def _softmax_inplace(Z):
-    Z -= Z.max(axis=1, keepdims=True)  # the largest term becomes exp(0) = 1: no overflow
+    if Z.shape[1] == 0:
+        return Z
+    # Shift by the row maximum: the largest term becomes exp(0) = 1, no overflow. A row
+    # spanning the whole float range shifts to -inf, whose exp is the right 0.
+    with np.errstate(over="ignore"):
+        Z -= Z.max(axis=1, keepdims=True)
     np.exp(Z, out=Z)
     Z /= Z.sum(axis=1, keepdims=True)
     return Z

@@ -1,0 +1,89 @@
+"""The compiled core as built: fastbp.build_info() and OpenMP.
+
+A build without OpenMP runs the kernels on one thread: that is an error here unless
+the environment variable FASTBP_ALLOW_NO_OPENMP is set (to anything but "" or "0",
+as the FASTBP_* switches of setup.py), which turns the OpenMP check into a skip.
+"""
+
+import os
+import re
+
+import pytest
+
+import fastbp
+from fastbp import _threads
+
+ALLOW_NO_OPENMP = os.environ.get("FASTBP_ALLOW_NO_OPENMP", "0") not in ("", "0")
+
+BLAS_KEYS = {"internal_api", "version", "num_threads", "threading_layer", "architecture",
+             "filepath"}
+
+
+@pytest.fixture
+def info():
+    return fastbp.build_info()
+
+
+@pytest.fixture
+def restore_num_threads():
+    saved = _threads._num_threads
+    yield
+    fastbp.set_num_threads(saved)
+
+
+def test_build_info_has_the_documented_keys(info):
+    assert set(info) == {"version", "openmp", "blas", "cython", "num_threads",
+                         "openmp_max_threads"}
+
+
+def test_build_info_version_is_the_package_version(info):
+    assert isinstance(info["version"], str) and info["version"]
+    assert info["version"] == fastbp.__version__
+
+
+def test_build_info_openmp_is_a_bool(info):
+    assert type(info["openmp"]) is bool
+
+
+def test_build_info_lists_the_blas_libraries(info):
+    blas = info["blas"]
+    assert isinstance(blas, list)
+    assert blas, "no BLAS library loaded, yet the kernels call SciPy's BLAS"
+    for lib in blas:
+        assert set(lib) == BLAS_KEYS
+        assert isinstance(lib["internal_api"], str) and lib["internal_api"]
+        assert isinstance(lib["filepath"], str) and lib["filepath"]
+        assert isinstance(lib["num_threads"], int) and lib["num_threads"] >= 1
+
+
+def test_build_info_cython_is_the_compiling_cython_version(info):
+    assert isinstance(info["cython"], str)
+    assert info["cython"] != "unknown", "setup.py did not pass FASTBP_CYTHON_VERSION"
+    match = re.match(r"(\d+)\.(\d+)", info["cython"])
+    assert match, info["cython"]
+    assert int(match.group(1)) >= 3  # pyproject.toml: Cython>=3.0
+
+
+def test_build_info_thread_counts(info):
+    assert type(info["num_threads"]) is int and info["num_threads"] >= 1
+    assert type(info["openmp_max_threads"]) is int and info["openmp_max_threads"] >= 1
+    assert info["num_threads"] == fastbp.get_num_threads()
+
+
+def test_build_info_follows_set_num_threads(restore_num_threads):
+    fastbp.set_num_threads(1)
+    assert fastbp.build_info()["num_threads"] == 1
+    fastbp.set_num_threads(2)
+    info = fastbp.build_info()
+    assert info["num_threads"] == (2 if info["openmp"] else 1)  # 1 thread without OpenMP
+
+
+def test_openmp_is_enabled_in_the_build(info):
+    if not info["openmp"] and ALLOW_NO_OPENMP:
+        pytest.skip("FASTBP_ALLOW_NO_OPENMP is set: a build without OpenMP is allowed")
+    assert info["openmp"], (
+        "fastbp was built without OpenMP (the kernels run on one thread); rebuild with an "
+        "OpenMP compiler (FASTBP_FAIL_NO_OPENMP=1 makes that a build error), or set "
+        "FASTBP_ALLOW_NO_OPENMP=1 to accept it"
+    )
+
