@@ -15,12 +15,15 @@ from threadpoolctl import threadpool_limits
 from fastbp import _engine, _kernels
 from fastbp.losses import MATCHING_PAIRS
 
-# Samples per chunk: Python gets control back (progress bar, Ctrl-C) this often.
-CHUNK_SAMPLES = 8192
+# Work per chunk, in training FLOPs: Python gets control back (progress bar, Ctrl-C,
+# divergence check) every ~20-50 ms, whatever the network and batch size.
+CHUNK_FLOPS = 2e9
 
 
-def batches_per_chunk(batch_size):
-    return max(1, CHUNK_SAMPLES // batch_size)
+def batches_per_chunk(sizes, batch_size):
+    """Batches per chunk: about CHUNK_FLOPS of work, at least one batch."""
+    flops_per_batch = 6 * batch_size * sum(o * i for i, o in zip(sizes[:-1], sizes[1:]))
+    return max(1, int(CHUNK_FLOPS // max(flops_per_batch, 1)))
 
 
 class CompiledTrainer:
@@ -83,7 +86,11 @@ class CompiledTrainer:
         self._limits = None
 
     def run(self, order, first, last):
-        """Train batches [first, last); returns (summed loss, n_correct)."""
+        """Train batches [first, last); returns (summed loss, n_correct, diverged_at).
+
+        diverged_at is the first batch whose loss was not finite (the chunk stopped
+        there, before updating), or None.
+        """
         net, opt = self.net, self.optimizer
         if opt.name == "adam":
             code, s1, s2, t = _engine.OPTIMIZER_CODES["adam"], opt.m, opt.v, opt.t
@@ -97,7 +104,7 @@ class CompiledTrainer:
                 code = _engine.OPTIMIZER_CODES["nesterov" if opt.nesterov else "momentum"]
                 s1 = opt.velocity
             s2 = self.empty
-        loss, correct, t = _engine.train_chunk(
+        loss, correct, t, diverged_at = _engine.train_chunk(
             self.X, self.T, self.labels, np.empty(0, np.int64) if order is None else order,
             net._params, net._grads, s1, s2, self.work, self.layout,
             self.hidden, self.output, self.loss, self.matching, self.task_code,
@@ -105,4 +112,4 @@ class CompiledTrainer:
             self.batch_size, first, last, self.n_threads)
         if opt.name == "adam":
             opt.t = t
-        return loss, correct
+        return loss, correct, None if diverged_at < 0 else diverged_at

@@ -14,7 +14,9 @@ allocated once per batch size. A training step allocates nothing but a few indic
 
 import numbers
 import os
+import signal
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -429,7 +431,18 @@ class Network:
         history : dict of lists
             Per epoch: ``loss`` (mean batch cost during the epoch, plus the l2 term),
             ``accuracy`` (classification), ``val_loss`` and ``val_accuracy`` (with
-            validation data) and ``seconds``.
+            validation data) and ``seconds``. Also kept as ``net.history``, which
+            holds the completed epochs if fit is interrupted.
+
+        Raises
+        ------
+        FloatingPointError
+            When the loss or the parameters stop being finite. The network is put back
+            to its parameters at the end of the last finite epoch (or its initial ones).
+        KeyboardInterrupt
+            Ctrl-C stops training at the next chunk boundary (every ~20-50 ms): the
+            network holds the last completed batch's parameters, ``net.history`` the
+            completed epochs, and the interrupt propagates.
         """
         X = self._check_X(X)
         T, labels = self._check_Y(Y, X.shape[0])
@@ -464,23 +477,43 @@ class Network:
         else:
             trainer = _PythonTrainer(self, X, T, labels, batch, opt)
         n_batches = -(-n // batch)
-        chunk = batches_per_chunk(batch)
+        chunk = batches_per_chunk(self.sizes, batch)
         order = np.arange(n, dtype=np.int64)
-        with trainer:
+        # Parameters at the end of the last finite epoch: what divergence restores.
+        snapshot = self._params.copy()
+        self.history = history
+        # Overflow is detected and reported as divergence below; NumPy's warnings about it
+        # (backend="numpy") would only repeat that.
+        with trainer, _DeferredInterrupt() as interrupt, np.errstate(over="ignore",
+                                                                      invalid="ignore"):
             for epoch in range(epochs):
                 start_time = time.perf_counter()
+                snapshot[...] = self._params
                 if shuffle:
                     self._rng.shuffle(order)
                 bar = _progress_bar(n, epoch, epochs) if verbose else None
-                total_loss, correct = 0.0, 0
-                for first in range(0, n_batches, chunk):
-                    last = min(first + chunk, n_batches)
-                    chunk_loss, chunk_correct = trainer.run(order if shuffle else None,
-                                                            first, last)
-                    total_loss += chunk_loss
-                    correct += chunk_correct
+                try:
+                    total_loss, correct = 0.0, 0
+                    for first in range(0, n_batches, chunk):
+                        last = min(first + chunk, n_batches)
+                        chunk_loss, chunk_correct, diverged_at = trainer.run(
+                            order if shuffle else None, first, last)
+                        if diverged_at is None and not np.isfinite(self._params).all():
+                            diverged_at = last - 1
+                        if diverged_at is not None:
+                            self._params[...] = snapshot
+                            raise FloatingPointError(_divergence_message(
+                                epoch, diverged_at, n_batches, opt.learning_rate))
+                        total_loss += chunk_loss
+                        correct += chunk_correct
+                        if bar is not None:
+                            bar.update(min(last * batch, n) - first * batch)
+                        # Ctrl-C is honoured here, between chunks: every batch trained so
+                        # far is complete, so the network is consistent.
+                        interrupt.raise_if_pending()
+                finally:
                     if bar is not None:
-                        bar.update(min(last * batch, n) - first * batch)
+                        bar.close()
                 history["loss"].append(total_loss / n + self._l2_term())
                 if labels is not None:
                     history["accuracy"].append(correct / n)
@@ -491,8 +524,7 @@ class Network:
                     if labels_val is not None:
                         history["val_accuracy"].append(val_correct / X_val.shape[0])
                 history["seconds"].append(time.perf_counter() - start_time)
-                if bar is not None:
-                    bar.close()
+                if verbose:
                     print(f"epoch {epoch + 1}/{epochs}: {_summary(history)}", flush=True)
         return history
 
@@ -644,7 +676,7 @@ class _PythonTrainer:
         pass
 
     def run(self, order, first, last):
-        """Train batches [first, last); returns (summed loss, n_correct)."""
+        """Train batches [first, last); returns (summed loss, n_correct, diverged_at)."""
         net, X, T, labels, batch = self.net, self.X, self.T, self.labels, self.batch_size
         total_loss, correct = 0.0, 0
         for bi in range(first, last):
@@ -660,11 +692,51 @@ class _PythonTrainer:
                 acts[0][...] = X[idx]
                 Tb[...] = T[idx]
             batch_loss, A_out = net._backprop(acts, deltas, Tb, m)
+            if not np.isfinite(batch_loss):
+                return total_loss, correct, bi
             total_loss += batch_loss
             if labels is not None:
                 correct += net._n_correct(A_out, labels[idx])
             self.optimizer.step(net._params, net._grads)
-        return total_loss, correct
+        return total_loss, correct, None
+
+
+def _divergence_message(epoch, batch, n_batches, learning_rate):
+    restored = f"the end of epoch {epoch}" if epoch > 0 else "their initial values"
+    return (f"training diverged in epoch {epoch + 1}, batch {batch + 1} of {n_batches}: the "
+            f"loss or the parameters became NaN or inf. The parameters were restored to "
+            f"{restored}. Try a smaller learning_rate (it was {learning_rate:g}).")
+
+
+class _DeferredInterrupt:
+    """Hold Ctrl-C (SIGINT) during fit until a point where the network is consistent.
+
+    Only in the main thread, and only if SIGINT has Python's default handler; elsewhere
+    it does nothing and the interrupt is raised wherever Python notices it.
+    """
+
+    def __enter__(self):
+        self.pending = False
+        self.previous = None
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        self.pending = True
+
+    def raise_if_pending(self):
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        # An interrupt that arrived after the last check is not lost.
+        if self.pending and exc[0] is None:
+            raise KeyboardInterrupt
 
 
 def _progress_bar(n, epoch, epochs):

@@ -20,7 +20,7 @@ after the layer's delta for the layer below has been computed with the old W.
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport log, sqrt
+from libc.math cimport isfinite, log, sqrt
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -285,12 +285,18 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
                 int optimizer, double lr, double l2, double momentum,
                 double beta1, double beta2, double eps, int64_t adam_t,
                 Py_ssize_t batch_size, Py_ssize_t first, Py_ssize_t last, int n_threads):
-    """Train batches [first, last) of an epoch; returns (summed loss, n_correct, adam_t)."""
+    """Train batches [first, last) of an epoch.
+
+    Returns (summed loss, n_correct, adam_t, diverged_at): diverged_at is the index of
+    the first batch whose loss is not finite (its update is not applied and the chunk
+    stops there), or -1.
+    """
     cdef Layout lay
     cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], k = T.shape[1]
     cdef Py_ssize_t bi, start, m, r, l, i, o
-    cdef double total_loss = 0
+    cdef double total_loss = 0, batch_loss
     cdef int64_t n_correct = 0
+    cdef Py_ssize_t diverged_at = -1
     cdef const int64_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
     cdef const int64_t* labels_ptr = &labels[0] if labels.shape[0] > 0 else NULL
     cdef floating* P = &params[0]
@@ -336,11 +342,15 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
                                    lay.sizes[l], lay.sizes[l + 1], act, n_threads)
                     A_prev = Wk + lay.a_off[l + 1]
 
-                # Loss and output error (BP1).
-                total_loss += _output_error(Wk + lay.a_off[lay.n_layers], Tb,
-                                            Wk + lay.d_off[lay.n_layers], m, k, output, loss,
-                                            matching, task, labels_ptr, order_ptr, start,
-                                            &n_correct)
+                # Loss and output error (BP1); a non-finite loss stops before any update.
+                batch_loss = _output_error(Wk + lay.a_off[lay.n_layers], Tb,
+                                           Wk + lay.d_off[lay.n_layers], m, k, output, loss,
+                                           matching, task, labels_ptr, order_ptr, start,
+                                           &n_correct)
+                if not isfinite(batch_loss):
+                    diverged_at = bi
+                    break
+                total_loss += batch_loss
 
                 # Backward pass, top layer first: BP2 with the old W, then W's update.
                 for l in range(lay.n_layers - 1, -1, -1):
@@ -370,7 +380,7 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
                                     l2, momentum, beta1, beta2, eps, adam_t, n_threads)
     finally:
         _free_layout(&lay)
-    return total_loss, n_correct, adam_t
+    return total_loss, n_correct, adam_t, diverged_at
 
 
 cdef int _read_layout(Layout* lay, const Py_ssize_t[::1] layout) except -1:

@@ -1,0 +1,199 @@
+"""The compiled training engine (src/_engine.pyx, fastbp/engine.py) behind Network.fit.
+
+It must train exactly what the NumPy backend trains (same algorithm, float tolerance),
+be bit-reproducible for a seed and thread count, stop cleanly on divergence and on
+Ctrl-C, and not depend on how an epoch is cut into chunks.
+"""
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import engine
+
+OPTIMIZERS = [
+    ("sgd", {}),
+    ("sgd", {"momentum": 0.9}),
+    ("sgd", {"momentum": 0.9, "nesterov": True}),
+    ("adam", {}),
+]
+# (output, loss, n_outputs, target kind)
+TASKS = [
+    ("sigmoid", "mse", 5, "labels"),
+    ("softmax", "cross_entropy", 4, "labels"),
+    ("sigmoid", "cross_entropy", 1, "binary"),
+    ("sigmoid", "cross_entropy", 3, "multilabel"),
+    ("identity", "mse", 3, "regression"),
+    ("tanh", "mse", 2, "bounded"),
+    ("softmax", "mse", 4, "labels"),
+]
+
+
+def make_targets(kind, k, n, rng):
+    if kind == "labels":
+        return rng.integers(0, k, n)
+    if kind == "binary":
+        return rng.integers(0, 2, n)
+    if kind == "multilabel":
+        return (rng.random((n, k)) > 0.5).astype(np.float64)
+    if kind == "regression":
+        return rng.standard_normal((n, k))
+    return rng.uniform(-0.8, 0.8, (n, k))
+
+
+def train(backend, X, Y, sizes, dtype="float64", epochs=2, **kwargs):
+    net_kwargs = {key: kwargs.pop(key) for key in ("activation", "output", "loss", "l2", "bias")
+                  if key in kwargs}
+    net = fastbp.Network(sizes, dtype=dtype, seed=3, backend=backend, **net_kwargs)
+    history = net.fit(X, Y, epochs=epochs, **kwargs)
+    return net, history
+
+
+@pytest.mark.parametrize("optimizer,opt_kwargs", OPTIMIZERS,
+                         ids=["sgd", "momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("output,loss,k,kind", TASKS, ids=[f"{t[0]}-{t[1]}-{t[3]}" for t in TASKS])
+@pytest.mark.parametrize("hidden", ["sigmoid", "tanh", "relu", "leaky_relu", "identity", "softmax"])
+def test_engine_trains_exactly_what_the_numpy_backend_trains(hidden, output, loss, k, kind,
+                                                             optimizer, opt_kwargs):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((103, 6))
+    Y = make_targets(kind, k, 103, rng)
+    kwargs = dict(activation=hidden, output=output, loss=loss, l2=0.01, batch_size=16,
+                  learning_rate=0.05, optimizer=optimizer, **opt_kwargs)
+    compiled, h_compiled = train("cython", X, Y, [6, 7, 5, k], **dict(kwargs))
+    numpy, h_numpy = train("numpy", X, Y, [6, 7, 5, k], **dict(kwargs))
+    np.testing.assert_allclose(compiled._params, numpy._params, rtol=1e-10, atol=1e-12)
+    for key in h_numpy:
+        if key != "seconds":
+            np.testing.assert_allclose(h_compiled[key], h_numpy[key], rtol=1e-10, err_msg=key)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("batch_size", [1, 7, None])
+def test_engine_matches_numpy_for_batch_modes(batch_size, shuffle, bias):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((30, 4))
+    y = rng.integers(0, 3, 30)
+    kwargs = dict(activation="tanh", output="softmax", loss="cross_entropy", bias=bias,
+                  batch_size=batch_size, shuffle=shuffle, learning_rate=0.1)
+    compiled, _ = train("cython", X, y, [4, 6, 3], epochs=3, **dict(kwargs))
+    numpy, _ = train("numpy", X, y, [4, 6, 3], epochs=3, **dict(kwargs))
+    np.testing.assert_allclose(compiled._params, numpy._params, rtol=1e-10, atol=1e-12)
+
+
+def big_problem():
+    """Shapes that take the engine's parallel paths (products of >= 65536 MACs)."""
+    rng = np.random.default_rng(2)
+    X = rng.random((1200, 300), dtype=np.float32)
+    y = rng.integers(0, 10, 1200)
+    return X, y
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_same_seed_and_threads_give_bit_identical_weights(optimizer):
+    X, y = big_problem()
+    runs = [train("cython", X, y, [300, 200, 10], dtype="float32", activation="relu",
+                  output="softmax", loss="cross_entropy", batch_size=64, optimizer=optimizer,
+                  learning_rate=0.01, n_threads=2)[0]._params for _ in range(2)]
+    assert np.array_equal(runs[0], runs[1])
+
+
+def test_one_and_two_threads_agree_within_float_tolerance():
+    X, y = big_problem()
+    one, two = (train("cython", X, y, [300, 200, 10], dtype="float32", activation="relu",
+                      output="softmax", loss="cross_entropy", batch_size=64,
+                      learning_rate=0.01, n_threads=t, epochs=1)[0]._params for t in (1, 2))
+    np.testing.assert_allclose(one, two, rtol=1e-4, atol=1e-5)
+
+
+def test_chunking_does_not_change_the_result(monkeypatch):
+    X, y = big_problem()
+    kwargs = dict(dtype="float64", activation="sigmoid", output="sigmoid", loss="mse",
+                  batch_size=10, learning_rate=0.5, epochs=1)
+    whole, _ = train("cython", X, y, [300, 20, 10], **dict(kwargs))
+    monkeypatch.setattr(engine, "CHUNK_FLOPS", 1.0)  # one batch per chunk
+    assert engine.batches_per_chunk([300, 20, 10], 10) == 1
+    chunked, _ = train("cython", X, y, [300, 20, 10], **dict(kwargs))
+    np.testing.assert_array_equal(whole._params, chunked._params)
+
+
+def test_n_threads_must_be_a_positive_int():
+    X, y = big_problem()
+    net = fastbp.Network([300, 10, 10], output="softmax", loss="cross_entropy")
+    with pytest.raises(ValueError, match="n_threads"):
+        net.fit(X, y, n_threads=0)
+    with pytest.raises(TypeError, match="n_threads"):
+        net.fit(X, y, n_threads=1.5)
+
+
+def diverging_problem():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5)).astype(np.float32)
+    Y = X @ rng.standard_normal((5, 2)).astype(np.float32)
+    return X, Y
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_divergence_raises_and_restores_the_last_finite_epoch(backend):
+    X, Y = diverging_problem()
+    net = fastbp.Network([5, 8, 2], activation="tanh", output="identity", loss="mse", seed=0,
+                         backend=backend)
+    net.fit(X, Y, epochs=2, learning_rate=0.01)
+    before = net._params.copy()
+    with pytest.raises(FloatingPointError, match=r"epoch \d+, batch \d+ of 7.*smaller "
+                                                 r"learning_rate \(it was 5\)") as info:
+        net.fit(X, Y, epochs=50, learning_rate=5.0)
+    assert np.isfinite(net._params).all()
+    completed = len(net.history["loss"])
+    assert f"epoch {completed + 1}," in str(info.value)
+    if completed == 0:
+        np.testing.assert_array_equal(net._params, before)
+    # The network still works, and can be trained further with a sane learning rate.
+    assert np.isfinite(net.forward(X)).all()
+    net.fit(X, Y, epochs=1, learning_rate=0.01)
+    assert np.isfinite(net._params).all()
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_divergence_in_the_first_epoch_restores_the_initial_parameters(backend):
+    X, Y = diverging_problem()
+    net = fastbp.Network([5, 8, 2], activation="identity", output="identity", loss="mse",
+                         seed=0, backend=backend)
+    initial = net._params.copy()
+    with pytest.raises(FloatingPointError, match="epoch 1,.*initial values"):
+        net.fit(X, Y, epochs=5, batch_size=10, learning_rate=1e30)
+    np.testing.assert_array_equal(net._params, initial)
+    assert net.history["loss"] == []
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                    reason="SIGINT is handled in the main thread only")
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_ctrl_c_leaves_a_consistent_network_and_propagates(backend):
+    rng = np.random.default_rng(0)
+    X = rng.random((4000, 100), dtype=np.float32)
+    y = rng.integers(0, 10, 4000)
+    net = fastbp.Network([100, 50, 10], activation="relu", output="softmax",
+                         loss="cross_entropy", seed=0, backend=backend)
+    handler = signal.getsignal(signal.SIGINT)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    start = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            net.fit(X, y, epochs=100_000, batch_size=8)
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - start < 5, "the interrupt must be honoured within a chunk"
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert np.isfinite(net._params).all()
+    assert len(net.history["loss"]) == len(net.history["seconds"]) < 100_000
+    # Consistent: the network predicts and trains on.
+    assert net.predict(X[:5]).shape == (5,)
+    net.fit(X[:100], y[:100], epochs=1)
