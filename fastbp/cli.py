@@ -92,8 +92,10 @@ def load_data(name, dtype):
     return datasets.load_idx(name, dtype=dtype)
 
 
-def train(args, out=sys.stdout):
+def train(args, out=None):
     import fastbp
+
+    out = sys.stdout if out is None else out
 
     if args.threads is not None:
         fastbp.set_num_threads(args.threads)

@@ -18,6 +18,8 @@ import signal
 import tempfile
 import threading
 import time
+import zipfile
+import zlib
 
 import numpy as np
 from scipy.linalg import blas as scipy_blas
@@ -598,16 +600,21 @@ class Network:
         """Read a network written by :meth:`save`; raise ValueError on anything malformed."""
         try:
             archive = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{path!r} is not a readable fastbp model file: {exc}") from exc
         if not hasattr(archive, "files"):
             raise ValueError(f"{path!r} is a single .npy array, not a fastbp model archive")
         with archive:
             try:
                 return cls._from_archive(archive, path, backend)
-            except (KeyError, TypeError, IndexError, OSError, EOFError) as exc:
+            except ValueError:
+                raise
+            except (KeyError, TypeError, IndexError, OSError, EOFError, zipfile.BadZipFile,
+                    zlib.error) as exc:
+                # Truncated or corrupted members (bad CRC, broken deflate stream) and
+                # missing entries: the file is damaged or was not written by save().
                 raise ValueError(f"{path!r} is not a valid fastbp model file: {exc!r}") from exc
 
     @classmethod

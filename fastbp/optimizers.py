@@ -96,6 +96,14 @@ class Adam:
 
 def make_optimizer(name, params, learning_rate, momentum=0.0, nesterov=False,
                    beta1=0.9, beta2=0.999, eps=1e-8):
+    """The optimiser ``name``; every hyper-parameter is checked, used by it or not
+    (as scikit-learn does), so a typo never passes silently."""
+    _check_real("momentum", momentum, 0, 1)
+    _check_real("beta1", beta1, 0, 1)
+    _check_real("beta2", beta2, 0, 1)
+    _check_real("eps", eps, 0, low_open=True)
+    if not isinstance(nesterov, (bool, np.bool_)):
+        raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
     if name == "sgd":
         return SGD(params, learning_rate, momentum, nesterov)
     if name == "adam":
