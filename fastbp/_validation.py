@@ -5,6 +5,7 @@ accept the same inputs and raise the same errors. Every message names the argume
 what was expected and what came. The nogil cores never see unchecked input.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -79,9 +80,15 @@ def check_out(name, out, shape, dtype):
 def check_scale(scale):
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
         raise TypeError(f"scale must be a real number, got {type(scale).__name__} {scale!r}")
-    if not np.isfinite(scale):
-        raise ValueError(f"scale must be finite, got {scale}")
-    return float(scale)
+    # Convert first, then check: a huge int, a Fraction or a long double above the
+    # float64 range are real numbers too, and what the kernels use is the float.
+    try:
+        value = float(scale)
+    except OverflowError:
+        value = float("inf")
+    if not math.isfinite(value):
+        raise ValueError(f"scale must be finite (as a float64), got {scale}")
+    return value
 
 
 def check_bool(name, value):

@@ -181,6 +181,7 @@ class Network:
                 self.biases.append(None)
                 self._grad_biases.append(None)
         self._workspaces = {}
+        self._optimizer = None  # the last fit's optimiser, for fit(resume=True)
 
     def _initialize(self):
         rng = self._rng
@@ -205,11 +206,10 @@ class Network:
             # Xavier and He leave biases at zero (from np.zeros in _allocate).
 
     def _workspace(self, rows):
+        """The training workspace for batches of up to ``rows`` samples (kept between fits)."""
         ws = self._workspaces.get(rows)
         if ws is None:
-            # Keep at most a couple of workspaces: a fit's batch size and a forward block.
-            if len(self._workspaces) >= 2:
-                self._workspaces.clear()
+            self._workspaces.clear()
             ws = self._workspaces[rows] = _Workspace(self.sizes, rows, self.dtype)
         return ws
 
@@ -308,10 +308,14 @@ class Network:
         return acts[-1]
 
     def _blocks(self, X):
-        """Forward X block by block; yields (start, stop, output block) with bounded memory."""
+        """Forward X block by block; yields (start, stop, output block) with bounded memory.
+
+        The block buffers belong to this call, so one network can serve predictions
+        from several threads at once (the kernels release the GIL).
+        """
         n = X.shape[0]
         rows = min(n, BLOCK_ROWS)
-        ws = self._workspace(rows)
+        ws = _Workspace(self.sizes, rows, self.dtype)
         for start in range(0, n, rows):
             stop = min(start + rows, n)
             acts, _, _, _ = ws.view(stop - start)
@@ -401,7 +405,7 @@ class Network:
 
     def fit(self, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
             momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, shuffle=True,
-            validation_data=None, verbose=False, n_threads=None):
+            validation_data=None, verbose=False, n_threads=None, resume=False):
         """Train by (mini-batch) gradient descent on the cost J.
 
         Parameters
@@ -415,7 +419,8 @@ class Network:
             batch is used, not dropped.
         learning_rate : float
         optimizer : {"sgd", "adam"}
-            A new optimiser state (velocity, Adam moments) starts with each call.
+            A new optimiser state (velocity, Adam moments) starts with each call,
+            unless ``resume=True``.
         momentum, nesterov : SGD momentum (0 = plain SGD) and Nesterov's variant.
         beta1, beta2, eps : Adam's parameters.
         shuffle : bool
@@ -427,6 +432,11 @@ class Network:
         n_threads : int, optional
             Threads for this fit (backend "cython"); default :func:`fastbp.get_num_threads`.
             BLAS is held to one thread during the fit: the engine splits the work itself.
+        resume : bool
+            Continue with the previous fit's optimiser state (momentum velocity, Adam
+            moments and step count), e.g. to train epoch by epoch with a learning-rate
+            schedule. The optimiser and its hyper-parameters other than the learning
+            rate must be the same as in that fit.
 
         Returns
         -------
@@ -457,6 +467,11 @@ class Network:
                              f"{', '.join(OPTIMIZERS)}")
         opt = make_optimizer(optimizer, self._params, learning_rate, momentum, nesterov,
                              beta1, beta2, eps)
+        if not isinstance(resume, (bool, np.bool_)):
+            raise TypeError(f"resume must be True or False, got {resume!r}")
+        if resume and self._optimizer is not None:
+            opt = self._optimizer.resumed_as(opt)
+        self._optimizer = opt
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_val, Y_val)")
@@ -492,7 +507,9 @@ class Network:
                 start_time = time.perf_counter()
                 snapshot[...] = self._params
                 if shuffle:
-                    self._rng.shuffle(order)
+                    # A fresh permutation each epoch, so that fits of one epoch at a
+                    # time (resume=True) shuffle exactly as one fit of many epochs.
+                    order[...] = self._rng.permutation(n)
                 bar = _progress_bar(n, epoch, epochs) if verbose else None
                 try:
                     total_loss, correct = 0.0, 0

@@ -37,6 +37,12 @@ class SGD:
         self.nesterov = bool(nesterov)
         self.velocity = np.zeros_like(params) if self.momentum > 0 else None
 
+    def resumed_as(self, new):
+        """``new`` (same kind, maybe another learning rate) carrying on this one's state."""
+        _check_resumable(self, new, ("momentum", "nesterov"))
+        new.velocity = self.velocity
+        return new
+
     def step(self, params, grads):
         lr = params.dtype.type(self.learning_rate)
         if self.velocity is None:
@@ -73,6 +79,12 @@ class Adam:
         self.scratch = np.empty_like(params)
         self.t = 0
 
+    def resumed_as(self, new):
+        """``new`` (same kind, maybe another learning rate) carrying on this one's state."""
+        _check_resumable(self, new, ("beta1", "beta2", "eps"))
+        new.m, new.v, new.scratch, new.t = self.m, self.v, self.scratch, self.t
+        return new
+
     def step(self, params, grads):
         self.t += 1
         dt = params.dtype.type
@@ -92,6 +104,16 @@ class Adam:
         np.divide(self.m, s, out=s)
         s *= -lr_t
         params += s
+
+
+def _check_resumable(old, new, fixed):
+    if type(old) is not type(new):
+        raise ValueError(f"resume=True continues the previous fit's {old.name!r} optimiser; "
+                         f"got optimizer={new.name!r}")
+    for name in fixed:
+        if getattr(old, name) != getattr(new, name):
+            raise ValueError(f"resume=True keeps the optimiser's {name}="
+                             f"{getattr(old, name)!r}; got {name}={getattr(new, name)!r}")
 
 
 def make_optimizer(name, params, learning_rate, momentum=0.0, nesterov=False,

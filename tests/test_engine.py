@@ -197,3 +197,45 @@ def test_ctrl_c_leaves_a_consistent_network_and_propagates(backend):
     # Consistent: the network predicts and trains on.
     assert net.predict(X[:5]).shape == (5,)
     net.fit(X[:100], y[:100], epochs=1)
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("optimizer,opt_kwargs", OPTIMIZERS,
+                         ids=["sgd", "momentum", "nesterov", "adam"])
+def test_fit_one_epoch_at_a_time_with_resume_equals_one_fit(backend, optimizer, opt_kwargs):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((90, 6))
+    y = rng.integers(0, 3, 90)
+
+    def net():
+        return fastbp.Network([6, 8, 3], output="softmax", loss="cross_entropy", seed=0,
+                              backend=backend, dtype="float64")
+
+    whole = net()
+    whole.fit(X, y, epochs=3, batch_size=16, optimizer=optimizer, learning_rate=0.05,
+              **opt_kwargs)
+    stepwise = net()
+    for epoch in range(3):
+        stepwise.fit(X, y, epochs=1, batch_size=16, optimizer=optimizer, learning_rate=0.05,
+                     resume=epoch > 0, **opt_kwargs)
+    np.testing.assert_array_equal(whole._params, stepwise._params)
+    # Without resume the optimiser state starts afresh: a different result with state.
+    fresh = net()
+    for epoch in range(3):
+        fresh.fit(X, y, epochs=1, batch_size=16, optimizer=optimizer, learning_rate=0.05,
+                  **opt_kwargs)
+    if optimizer == "adam" or opt_kwargs:
+        assert not np.array_equal(whole._params, fresh._params)
+
+
+def test_resume_rejects_a_different_optimiser():
+    X = np.zeros((4, 3))
+    y = np.array([0, 1, 0, 1])
+    net = fastbp.Network([3, 2], output="softmax", loss="cross_entropy", dtype="float64")
+    net.fit(X, y, optimizer="adam")
+    with pytest.raises(ValueError, match="'adam' optimiser"):
+        net.fit(X, y, optimizer="sgd", resume=True)
+    with pytest.raises(ValueError, match="beta1"):
+        net.fit(X, y, optimizer="adam", beta1=0.5, resume=True)
+    with pytest.raises(TypeError, match="resume"):
+        net.fit(X, y, resume="yes")
