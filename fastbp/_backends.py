@@ -50,7 +50,8 @@ class CythonBackend:
         return out
 
     def weight_gradient(self, delta, A_prev, out, bias_out, scale):
-        _kernels.weight_gradient(delta, A_prev, out, bias_out, scale, False)
+        _kernels.weight_gradient(delta, A_prev, out, bias_out, scale, False,
+                                 get_num_threads())
         return out
 
 

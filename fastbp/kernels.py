@@ -12,6 +12,7 @@ The number of OpenMP threads is set with :func:`fastbp.set_num_threads`.
 import numpy as np
 
 from fastbp import _kernels
+from fastbp._blas_threads import blas_threads_setter_address
 from fastbp._threads import get_num_threads
 from fastbp._validation import (
     ACTIVATIONS,
@@ -25,6 +26,7 @@ __all__ = ["ACTIVATIONS", "dense_forward", "activation_backward", "backward_delt
            "weight_gradient"]
 
 _CODES = _kernels.ACTIVATION_CODES
+_kernels.set_blas_threads_function(blas_threads_setter_address())
 
 
 def _same_view(a, b):
@@ -92,7 +94,8 @@ def weight_gradient(delta, A_prev, out=None, bias_out=None, scale=1.0, accumulat
             result[...] = out
         if bias_result is not bias_out and bias_out is not None:
             bias_result[...] = bias_out
-    _kernels.weight_gradient(delta, A_prev, result, bias_result, scale, accumulate)
+    _kernels.weight_gradient(delta, A_prev, result, bias_result, scale, accumulate,
+                             get_num_threads())
     if bias_result is not bias_out:
         bias_out[...] = bias_result
     return _finish(result, out)

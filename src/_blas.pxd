@@ -31,3 +31,9 @@ cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     else:
         dgemm(&ta, &tb, &n, &m, &k, &alpha, <double*> b, &ldb, <double*> a, &lda,
               &beta, c, &ldc)
+
+
+# The BLAS thread-count setter of the library above, when it has one (OpenBLAS's
+# openblas_set_num_threads_local, which returns the previous count). Found at import by
+# fastbp/_blas_threads.py; NULL otherwise, and then BLAS threads are left alone.
+ctypedef int (*blas_set_threads_fn)(int) noexcept nogil

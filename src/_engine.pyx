@@ -25,10 +25,20 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
-from _activations cimport (
-    SIGMOID, SOFTMAX, bias_activation_block, derivative_product_block,
+from _activations cimport SOFTMAX, derivative_product_block
+from _layers cimport (
+    backward_delta_layer, forward_layer, n_blocks, weight_gradient_layer,
 )
-from _blas cimport gemm
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define FASTBP_PREFETCH(p) __builtin_prefetch(p)
+    #else
+    #define FASTBP_PREFETCH(p) ((void)0)
+    #endif
+    """
+    void prefetch "FASTBP_PREFETCH" (const void* p) noexcept nogil
 
 # Codes shared with fastbp/engine.py.
 LOSS_CODES = {"mse": 0, "cross_entropy": 1}
@@ -51,10 +61,6 @@ cdef enum:
     TASK_BINARY = 2
     TASK_MULTILABEL = 3
 
-# A product of fewer multiply-adds than this runs on one thread; above, each thread
-# gets at least this much work. Measured on a 2-core Xeon: a fork/join of a warm OpenMP
-# team costs ~1-2 us, a 64k-MAC single-threaded sgemm ~1-2 us.
-cdef Py_ssize_t MIN_MACS_PER_THREAD = 65536
 # Elementwise optimiser passes: elements per thread.
 cdef Py_ssize_t MIN_ELEMENTS_PER_THREAD = 32768
 
@@ -69,101 +75,6 @@ cdef struct Layout:
     Py_ssize_t t_off       # offset of the gathered targets (batch, sizes[-1])
     Py_ssize_t n_weights   # weights come first in params: [0, n_weights)
     Py_ssize_t n_params
-
-
-cdef inline int _n_blocks(Py_ssize_t work, Py_ssize_t min_work, Py_ssize_t max_blocks,
-                          int n_threads) noexcept nogil:
-    """Blocks to split ``work`` into: at most n_threads and max_blocks, each >= min_work."""
-    cdef Py_ssize_t nb = work // min_work
-    if nb > n_threads:
-        nb = n_threads
-    if nb > max_blocks:
-        nb = max_blocks
-    return <int> nb if nb > 1 else 1
-
-
-cdef void _forward_layer(const floating* A_prev, const floating* W, const floating* b,
-                         floating* out, Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out,
-                         int activation, int n_threads) noexcept nogil:
-    """out (m, n_out) := act(A_prev @ W.T + b), split over samples or output neurons."""
-    cdef int nb, blk
-    cdef Py_ssize_t r0, r1, c0, c1
-    cdef bint by_rows = activation == SOFTMAX or m >= n_out
-    nb = _n_blocks(m * n_in * n_out, MIN_MACS_PER_THREAD, m if by_rows else n_out, n_threads)
-    if nb == 1:
-        gemm(False, True, <int> m, <int> n_out, <int> n_in, 1, A_prev, <int> n_in, W,
-             <int> n_in, 0, out, <int> n_out)
-        bias_activation_block(out, n_out, b, 0, m, 0, n_out, activation)
-    elif by_rows:
-        for blk in prange(nb, schedule="static", num_threads=nb):
-            r0 = blk * m // nb
-            r1 = (blk + 1) * m // nb
-            gemm(False, True, <int> (r1 - r0), <int> n_out, <int> n_in, 1,
-                 A_prev + r0 * n_in, <int> n_in, W, <int> n_in, 0, out + r0 * n_out,
-                 <int> n_out)
-            bias_activation_block(out, n_out, b, r0, r1, 0, n_out, activation)
-    else:
-        for blk in prange(nb, schedule="static", num_threads=nb):
-            c0 = blk * n_out // nb
-            c1 = (blk + 1) * n_out // nb
-            gemm(False, True, <int> m, <int> (c1 - c0), <int> n_in, 1, A_prev, <int> n_in,
-                 W + c0 * n_in, <int> n_in, 0, out + c0, <int> n_out)
-            bias_activation_block(out, n_out, b, 0, m, c0, c1, activation)
-
-
-cdef void _backward_delta(const floating* delta, const floating* W, const floating* A_prev,
-                          floating* out, Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out,
-                          int activation, int n_threads) noexcept nogil:
-    """out (m, n_in) := (delta @ W) * act'(A_prev)  (BP2), split over W's columns or samples."""
-    cdef int nb, blk
-    cdef Py_ssize_t r0, r1, c0, c1
-    cdef bint by_rows = activation == SOFTMAX or m > n_in
-    nb = _n_blocks(m * n_in * n_out, MIN_MACS_PER_THREAD, m if by_rows else n_in, n_threads)
-    if nb == 1:
-        gemm(False, False, <int> m, <int> n_in, <int> n_out, 1, delta, <int> n_out, W,
-             <int> n_in, 0, out, <int> n_in)
-        derivative_product_block(out, out, A_prev, n_in, 0, m, 0, n_in, activation)
-    elif by_rows:
-        for blk in prange(nb, schedule="static", num_threads=nb):
-            r0 = blk * m // nb
-            r1 = (blk + 1) * m // nb
-            gemm(False, False, <int> (r1 - r0), <int> n_in, <int> n_out, 1,
-                 delta + r0 * n_out, <int> n_out, W, <int> n_in, 0, out + r0 * n_in,
-                 <int> n_in)
-            derivative_product_block(out, out, A_prev, n_in, r0, r1, 0, n_in, activation)
-    else:
-        for blk in prange(nb, schedule="static", num_threads=nb):
-            c0 = blk * n_in // nb
-            c1 = (blk + 1) * n_in // nb
-            gemm(False, False, <int> m, <int> (c1 - c0), <int> n_out, 1, delta, <int> n_out,
-                 W + c0, <int> n_in, 0, out + c0, <int> n_in)
-            derivative_product_block(out, out, A_prev, n_in, 0, m, c0, c1, activation)
-
-
-cdef void _weight_gradient(const floating* delta, const floating* A_prev, floating* out,
-                           Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t n_out,
-                           floating alpha, floating beta, int n_threads) noexcept nogil:
-    """out (n_out, n_in) := alpha * delta.T @ A_prev + beta * out  (BP4), split over W's rows or columns."""
-    cdef int nb, blk
-    cdef Py_ssize_t r0, r1, c0, c1
-    cdef bint by_rows = n_out > n_in
-    nb = _n_blocks(m * n_in * n_out, MIN_MACS_PER_THREAD, n_out if by_rows else n_in,
-                   n_threads)
-    if nb == 1:
-        gemm(True, False, <int> n_out, <int> n_in, <int> m, alpha, delta, <int> n_out,
-             A_prev, <int> n_in, beta, out, <int> n_in)
-    elif by_rows:
-        for blk in prange(nb, schedule="static", num_threads=nb):
-            r0 = blk * n_out // nb
-            r1 = (blk + 1) * n_out // nb
-            gemm(True, False, <int> (r1 - r0), <int> n_in, <int> m, alpha, delta + r0,
-                 <int> n_out, A_prev, <int> n_in, beta, out + r0 * n_in, <int> n_in)
-    else:
-        for blk in prange(nb, schedule="static", num_threads=nb):
-            c0 = blk * n_in // nb
-            c1 = (blk + 1) * n_in // nb
-            gemm(True, False, <int> n_out, <int> (c1 - c0), <int> m, alpha, delta,
-                 <int> n_out, A_prev + c0, <int> n_in, beta, out + c0, <int> n_in)
 
 
 cdef void _bias_gradient(const floating* delta, floating* out, Py_ssize_t m,
@@ -231,7 +142,7 @@ cdef void _optimizer_step(floating* params, floating* grads, floating* state1,
                           double beta1, double beta2, double eps, int64_t t,
                           int n_threads) noexcept nogil:
     """One momentum/Nesterov/Adam step on the flat vectors (l2 * W added to the weights' gradients)."""
-    cdef int nb = _n_blocks(n_params, MIN_ELEMENTS_PER_THREAD, n_params, n_threads)
+    cdef int nb = n_blocks(n_params, MIN_ELEMENTS_PER_THREAD, n_params, n_threads)
     cdef int blk
     if nb == 1:
         _optimizer_range(params, grads, state1, state2, 0, n_params, n_weights, optimizer, lr,
@@ -329,6 +240,11 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
                                k * sizeof(floating))
                     A0 = Wk + lay.a_off[0]
                     Tb = Wk + lay.t_off
+                    # The next batch's rows are scattered in memory (DRAM): ask for them
+                    # now, so they arrive while this batch computes.
+                    if bi + 1 < last:
+                        _prefetch_rows(&X[0, 0], &T[0, 0], labels_ptr, order_ptr + start + m,
+                                       min(batch_size, n - start - m), n_in, k)
                 else:
                     A0 = &X[start, 0]
                     Tb = &T[start, 0]
@@ -338,7 +254,7 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
                 for l in range(lay.n_layers):
                     act = output if l == lay.n_layers - 1 else hidden
                     b = P + lay.b_off[l] if lay.b_off[l] >= 0 else NULL
-                    _forward_layer(A_prev, P + lay.w_off[l], b, Wk + lay.a_off[l + 1], m,
+                    forward_layer(A_prev, P + lay.w_off[l], b, Wk + lay.a_off[l + 1], m,
                                    lay.sizes[l], lay.sizes[l + 1], act, n_threads)
                     A_prev = Wk + lay.a_off[l + 1]
 
@@ -359,18 +275,18 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
                     A_prev = A0 if l == 0 else Wk + lay.a_off[l]
                     D = Wk + lay.d_off[l + 1]
                     if l > 0:
-                        _backward_delta(D, P + lay.w_off[l], A_prev, Wk + lay.d_off[l], m,
+                        backward_delta_layer(D, P + lay.w_off[l], A_prev, Wk + lay.d_off[l], m,
                                         i, o, hidden, n_threads)
                     if plain_sgd:
                         alpha = <floating> (-lr / m)
                         beta = <floating> (1 - lr * l2)
-                        _weight_gradient(D, A_prev, P + lay.w_off[l], m, i, o, alpha, beta,
+                        weight_gradient_layer(D, A_prev, P + lay.w_off[l], m, i, o, alpha, beta,
                                          n_threads)
                         if lay.b_off[l] >= 0:
                             _bias_gradient(D, P + lay.b_off[l], m, o, alpha, 1)
                     else:
                         alpha = <floating> (1.0 / m)
-                        _weight_gradient(D, A_prev, G + lay.w_off[l], m, i, o, alpha, 0,
+                        weight_gradient_layer(D, A_prev, G + lay.w_off[l], m, i, o, alpha, 0,
                                          n_threads)
                         if lay.b_off[l] >= 0:
                             _bias_gradient(D, G + lay.b_off[l], m, o, alpha, 0)
@@ -381,6 +297,22 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
     finally:
         _free_layout(&lay)
     return total_loss, n_correct, adam_t, diverged_at
+
+
+cdef inline void _prefetch_rows(const floating* X, const floating* T, const int64_t* labels,
+                                const int64_t* rows, Py_ssize_t m, Py_ssize_t n_in,
+                                Py_ssize_t k) noexcept nogil:
+    """Prefetch the samples rows[0:m]: their X and T rows and labels, a cache line at a time."""
+    cdef Py_ssize_t r, byte
+    cdef const char* row
+    cdef Py_ssize_t row_bytes = n_in * sizeof(floating)
+    for r in range(m):
+        prefetch(T + rows[r] * k)
+        if labels != NULL:
+            prefetch(labels + rows[r])
+        row = <const char*> (X + rows[r] * n_in)
+        for byte in range(0, row_bytes, 64):
+            prefetch(row + byte)
 
 
 cdef int _read_layout(Layout* lay, const Py_ssize_t[::1] layout) except -1:

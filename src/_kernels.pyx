@@ -3,8 +3,9 @@
 Every function here trusts its input: shapes, dtypes, contiguity and aliasing are
 checked by the Python-facing wrappers in fastbp/kernels.py, which then call these with
 C-contiguous arrays of one dtype (the fused type `floating`: float32 or float64).
-Matrix products go to BLAS gemm; bias, activation and derivative passes are fused loops
-over the output, split over OpenMP threads by blocks of rows when the work is large
+Matrix products go to BLAS gemm, split into blocks over fastbp's OpenMP threads
+(src/_layers.pxd) with BLAS held to one thread; bias, activation and derivative passes
+are fused into each block. A purely elementwise pass is split by rows when it is large
 enough to pay for a fork/join.
 """
 
@@ -13,10 +14,10 @@ from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 
 from _activations cimport (
-    IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX,
-    bias_activation_block, derivative_product_block,
+    IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX, derivative_product_block,
 )
-from _blas cimport gemm
+from _blas cimport blas_set_threads_fn
+from _layers cimport backward_delta_layer, forward_layer, weight_gradient_layer
 
 cdef extern from *:
     """
@@ -49,19 +50,6 @@ cdef inline int _n_blocks(Py_ssize_t n_rows, Py_ssize_t n_cols, int n_threads) n
     if n_threads <= 1 or n_rows < 2 or n_rows * n_cols < PARALLEL_MIN_ELEMENTS:
         return 1
     return n_threads if n_threads < n_rows else <int> n_rows
-
-
-cdef void _bias_activation(floating* out, const floating* b, Py_ssize_t n_rows,
-                           Py_ssize_t n_cols, int activation, int n_threads) noexcept nogil:
-    """out := act(out + b), rows split into static blocks over the threads."""
-    cdef int n_blocks = _n_blocks(n_rows, n_cols, n_threads)
-    cdef int blk
-    if n_blocks == 1:
-        bias_activation_block(out, n_cols, b, 0, n_rows, 0, n_cols, activation)
-        return
-    for blk in prange(n_blocks, schedule="static", num_threads=n_blocks):
-        bias_activation_block(out, n_cols, b, blk * n_rows // n_blocks,
-                              (blk + 1) * n_rows // n_blocks, 0, n_cols, activation)
 
 
 cdef void _derivative_product(floating* out, const floating* G, const floating* A,
@@ -104,22 +92,55 @@ cdef int _column_sums(floating* out, const floating* X, Py_ssize_t n_rows, Py_ss
     return 0
 
 
+# --- BLAS held to one thread while a kernel runs -------------------------------------
+# The kernels split products over fastbp's OpenMP threads; a multithreaded BLAS inside
+# them (or spinning next to them) would oversubscribe the cores. The count is changed
+# once for all concurrent kernel calls: the GIL, held while these run, serialises the
+# bookkeeping; the last caller out restores the user's setting.
+cdef blas_set_threads_fn _blas_set_threads = NULL
+cdef int _blas_users = 0
+cdef int _blas_saved = 0
+
+
+def set_blas_threads_function(size_t address):
+    """Install the BLAS thread-count setter (an address from fastbp/_blas_threads.py, or 0)."""
+    global _blas_set_threads
+    _blas_set_threads = <blas_set_threads_fn> address
+
+
+cdef inline void _blas_enter():
+    global _blas_users, _blas_saved
+    if _blas_set_threads != NULL:
+        if _blas_users == 0:
+            _blas_saved = _blas_set_threads(1)
+        _blas_users += 1
+
+
+cdef inline void _blas_leave():
+    global _blas_users
+    if _blas_set_threads != NULL:
+        _blas_users -= 1
+        if _blas_users == 0 and _blas_saved > 1:
+            _blas_set_threads(_blas_saved)
+
+
 def dense_forward(const floating[:, ::1] A_prev,   # IN (n, in)
                   const floating[:, ::1] W,        # IN (out, in)
                   const floating[::1] b,           # IN (out,) or None
-                  floating[:, ::1] out,            # OUT (n, out)
+                  floating[:, ::1] out,            # OUT (n, out), aliasing none of the inputs
                   int activation, int n_threads):
-    """out := act(A_prev @ W.T + b): one gemm, then one fused bias + activation pass."""
-    cdef int n = A_prev.shape[0], n_in = A_prev.shape[1], n_out = W.shape[0]
+    """out := act(A_prev @ W.T + b): blocked gemm, each block with its fused bias + activation."""
+    cdef Py_ssize_t n = A_prev.shape[0], n_in = A_prev.shape[1], n_out = W.shape[0]
     cdef const floating* b_ptr = NULL
-    if b is not None and n_out > 0:
-        b_ptr = &b[0]
     if n == 0 or n_out == 0:
         return
+    if b is not None:
+        b_ptr = &b[0]
+    _blas_enter()
     with nogil:
-        gemm(False, True, n, n_out, n_in, 1, &A_prev[0, 0] if n_in else NULL, max(n_in, 1),
-             &W[0, 0] if n_in else NULL, max(n_in, 1), 0, &out[0, 0], n_out)
-        _bias_activation(&out[0, 0], b_ptr, n, n_out, activation, n_threads)
+        forward_layer(&A_prev[0, 0] if n_in else NULL, &W[0, 0] if n_in else NULL, b_ptr,
+                      &out[0, 0], n, n_in, n_out, activation, n_threads)
+    _blas_leave()
 
 
 def activation_backward(const floating[:, ::1] G,    # IN (n, k)
@@ -139,32 +160,34 @@ def backward_delta(const floating[:, ::1] delta,    # IN (n, out)
                    const floating[:, ::1] A_prev,   # IN (n, in)
                    floating[:, ::1] out,            # OUT (n, in), aliasing none of the inputs
                    int activation, int n_threads):
-    """out := (delta @ W) * act'(A_prev)  (BP2)."""
-    cdef int n = delta.shape[0], n_out = delta.shape[1], n_in = W.shape[1]
+    """out := (delta @ W) * act'(A_prev)  (BP2): blocked gemm, each block with its derivative pass."""
+    cdef Py_ssize_t n = delta.shape[0], n_out = delta.shape[1], n_in = W.shape[1]
     if n == 0 or n_in == 0:
         return
+    _blas_enter()
     with nogil:
-        gemm(False, False, n, n_in, n_out, 1, &delta[0, 0] if n_out else NULL, max(n_out, 1),
-             &W[0, 0] if n_out else NULL, n_in, 0, &out[0, 0], n_in)
-        _derivative_product(&out[0, 0], &out[0, 0], &A_prev[0, 0], n, n_in, activation,
-                            n_threads)
+        backward_delta_layer(&delta[0, 0] if n_out else NULL, &W[0, 0] if n_out else NULL,
+                             &A_prev[0, 0], &out[0, 0], n, n_in, n_out, activation, n_threads)
+    _blas_leave()
 
 
 def weight_gradient(const floating[:, ::1] delta,   # IN (n, out)
                     const floating[:, ::1] A_prev,  # IN (n, in)
                     floating[:, ::1] out,           # OUT (out, in), aliasing none of the inputs
                     floating[::1] bias_out,         # OUT (out,) or None
-                    double scale, bint accumulate):
+                    double scale, bint accumulate, int n_threads):
     """out := scale * delta.T @ A_prev (+ out)  (BP4); bias_out := scale * delta.sum(0) (+ bias_out)  (BP3)."""
-    cdef int n = delta.shape[0], n_out = delta.shape[1], n_in = A_prev.shape[1]
+    cdef Py_ssize_t n = delta.shape[0], n_out = delta.shape[1], n_in = A_prev.shape[1]
     cdef int status = 0
+    _blas_enter()
     with nogil:
         if n_out > 0 and n_in > 0:
-            gemm(True, False, n_out, n_in, n, <floating> scale,
-                 &delta[0, 0] if n else NULL, n_out, &A_prev[0, 0] if n else NULL, n_in,
-                 1 if accumulate else 0, &out[0, 0], n_in)
+            weight_gradient_layer(&delta[0, 0] if n else NULL, &A_prev[0, 0] if n else NULL,
+                                  &out[0, 0], n, n_in, n_out, <floating> scale,
+                                  1 if accumulate else 0, n_threads)
         if bias_out is not None and n_out > 0:
             status = _column_sums(&bias_out[0], &delta[0, 0] if n else NULL, n, n_out,
                                   <floating> scale, accumulate)
+    _blas_leave()
     if status != 0:
         raise MemoryError("weight_gradient: cannot allocate the bias accumulator")
