@@ -37,20 +37,20 @@ class CythonBackend:
     _codes = _kernels.ACTIVATION_CODES
 
     def dense_forward(self, A_prev, W, b, activation, out):
-        _kernels.dense_forward(A_prev, W, b, out, self._codes[activation], get_num_threads())
+        _kernels.dense_forward_core(A_prev, W, b, out, self._codes[activation], get_num_threads())
         return out
 
     def activation_backward(self, G, A, activation, out):
-        _kernels.activation_backward(G, A, out, self._codes[activation], get_num_threads())
+        _kernels.activation_backward_core(G, A, out, self._codes[activation], get_num_threads())
         return out
 
     def backward_delta(self, delta, W, A_prev, activation, out):
-        _kernels.backward_delta(delta, W, A_prev, out, self._codes[activation],
+        _kernels.backward_delta_core(delta, W, A_prev, out, self._codes[activation],
                                 get_num_threads())
         return out
 
     def weight_gradient(self, delta, A_prev, out, bias_out, scale):
-        _kernels.weight_gradient(delta, A_prev, out, bias_out, scale, False,
+        _kernels.weight_gradient_core(delta, A_prev, out, bias_out, scale, False,
                                  get_num_threads())
         return out
 

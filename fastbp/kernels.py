@@ -57,29 +57,29 @@ def _finish(result, out):
     return result
 
 
-def dense_forward(A_prev, W, b, activation="identity", out=None):
+def checked_dense_forward(A_prev, W, b, activation="identity", out=None):
     A_prev, W, b, shape, dtype = check_dense_forward(A_prev, W, b, activation, out)
     result = _result_buffer(out, shape, dtype, (A_prev, W, b))
-    _kernels.dense_forward(A_prev, W, b, result, _CODES[activation], get_num_threads())
+    _kernels.dense_forward_core(A_prev, W, b, result, _CODES[activation], get_num_threads())
     return _finish(result, out)
 
 
-def activation_backward(G, A, activation, out=None):
+def checked_activation_backward(G, A, activation, out=None):
     G, A, dtype = check_activation_backward(G, A, activation, out)
     # The core reads G[i] and A[i] before writing out[i]: out may be G or A (in place).
     result = _result_buffer(out, G.shape, dtype, (G, A), same_view_ok=True)
-    _kernels.activation_backward(G, A, result, _CODES[activation], get_num_threads())
+    _kernels.activation_backward_core(G, A, result, _CODES[activation], get_num_threads())
     return _finish(result, out)
 
 
-def backward_delta(delta, W, A_prev, activation, out=None):
+def checked_backward_delta(delta, W, A_prev, activation, out=None):
     delta, W, A_prev, shape, dtype = check_backward_delta(delta, W, A_prev, activation, out)
     result = _result_buffer(out, shape, dtype, (delta, W, A_prev))
-    _kernels.backward_delta(delta, W, A_prev, result, _CODES[activation], get_num_threads())
+    _kernels.backward_delta_core(delta, W, A_prev, result, _CODES[activation], get_num_threads())
     return _finish(result, out)
 
 
-def weight_gradient(delta, A_prev, out=None, bias_out=None, scale=1.0, accumulate=False):
+def checked_weight_gradient(delta, A_prev, out=None, bias_out=None, scale=1.0, accumulate=False):
     delta, A_prev, shape, dtype, scale, accumulate = check_weight_gradient(
         delta, A_prev, out, bias_out, scale, accumulate
     )
@@ -94,19 +94,27 @@ def weight_gradient(delta, A_prev, out=None, bias_out=None, scale=1.0, accumulat
             result[...] = out
         if bias_result is not bias_out and bias_out is not None:
             bias_result[...] = bias_out
-    _kernels.weight_gradient(delta, A_prev, result, bias_result, scale, accumulate,
+    _kernels.weight_gradient_core(delta, A_prev, result, bias_result, scale, accumulate,
                              get_num_threads())
     if bias_result is not bias_out:
         bias_out[...] = bias_result
     return _finish(result, out)
 
 
-# The compiled kernels document themselves with their NumPy twins' docstrings: one contract.
+# The public kernels are the compiled entry points (src/_kernels.pyx): they take a fast
+# path when the input is already well-formed and call the checked_* functions above
+# otherwise. They document themselves with their NumPy twins' docstrings: one contract.
+dense_forward = _kernels.dense_forward
+activation_backward = _kernels.activation_backward
+backward_delta = _kernels.backward_delta
+weight_gradient = _kernels.weight_gradient
+
+
 def _share_docstrings():
     from fastbp import reference
 
     for name in __all__[1:]:
-        globals()[name].__doc__ = getattr(reference, name).__doc__
+        getattr(_kernels, name).__doc__ = getattr(reference, name).__doc__
 
 
 _share_docstrings()

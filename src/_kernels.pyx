@@ -9,6 +9,7 @@ are fused into each block. A purely elementwise pass is split by rows when it is
 enough to pay for a fork/join.
 """
 
+cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
@@ -26,6 +27,10 @@ cdef extern from *:
     #endif
     """
     const char* FASTBP_CYTHON_VERSION
+
+cnp.import_array()
+
+from fastbp._threads import get_num_threads
 
 #: The Cython version that generated this module's C code.
 CYTHON_VERSION = FASTBP_CYTHON_VERSION.decode()
@@ -124,70 +129,301 @@ cdef inline void _blas_leave():
             _blas_set_threads(_blas_saved)
 
 
-def dense_forward(const floating[:, ::1] A_prev,   # IN (n, in)
-                  const floating[:, ::1] W,        # IN (out, in)
-                  const floating[::1] b,           # IN (out,) or None
-                  floating[:, ::1] out,            # OUT (n, out), aliasing none of the inputs
-                  int activation, int n_threads):
-    """out := act(A_prev @ W.T + b): blocked gemm, each block with its fused bias + activation."""
-    cdef Py_ssize_t n = A_prev.shape[0], n_in = A_prev.shape[1], n_out = W.shape[0]
-    cdef const floating* b_ptr = NULL
+# --- The cores, on raw pointers (the GIL is held on entry, released for the work) ----
+
+cdef void _dense_forward(const floating* A_prev, const floating* W, const floating* b,
+                         floating* out, Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                         int activation, int n_threads):
+    """out (n, n_out) := act(A_prev @ W.T + b): blocked gemm, each block with its fused pass."""
     if n == 0 or n_out == 0:
         return
-    if b is not None:
-        b_ptr = &b[0]
     _blas_enter()
     with nogil:
-        forward_layer(&A_prev[0, 0] if n_in else NULL, &W[0, 0] if n_in else NULL, b_ptr,
-                      &out[0, 0], n, n_in, n_out, activation, n_threads)
+        forward_layer(A_prev, W, b, out, n, n_in, n_out, activation, n_threads)
     _blas_leave()
 
 
-def activation_backward(const floating[:, ::1] G,    # IN (n, k)
-                        const floating[:, ::1] A,    # IN (n, k), the activation's output
-                        floating[:, ::1] out,        # OUT (n, k), may be G or A
-                        int activation, int n_threads):
-    """out := G * act'(A) (the vector-Jacobian product for softmax)."""
-    cdef Py_ssize_t n = G.shape[0], k = G.shape[1]
+cdef void _activation_backward(const floating* G, const floating* A, floating* out,
+                               Py_ssize_t n, Py_ssize_t k, int activation, int n_threads):
+    """out (n, k) := G * act'(A) (the vector-Jacobian product for softmax); out may be G or A."""
     if n == 0 or k == 0:
         return
     with nogil:
-        _derivative_product(&out[0, 0], &G[0, 0], &A[0, 0], n, k, activation, n_threads)
+        _derivative_product(out, G, A, n, k, activation, n_threads)
 
 
-def backward_delta(const floating[:, ::1] delta,    # IN (n, out)
-                   const floating[:, ::1] W,        # IN (out, in)
-                   const floating[:, ::1] A_prev,   # IN (n, in)
-                   floating[:, ::1] out,            # OUT (n, in), aliasing none of the inputs
-                   int activation, int n_threads):
-    """out := (delta @ W) * act'(A_prev)  (BP2): blocked gemm, each block with its derivative pass."""
-    cdef Py_ssize_t n = delta.shape[0], n_out = delta.shape[1], n_in = W.shape[1]
+cdef void _backward_delta(const floating* delta, const floating* W, const floating* A_prev,
+                          floating* out, Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                          int activation, int n_threads):
+    """out (n, n_in) := (delta @ W) * act'(A_prev)  (BP2): blocked gemm with its derivative pass."""
     if n == 0 or n_in == 0:
         return
     _blas_enter()
     with nogil:
-        backward_delta_layer(&delta[0, 0] if n_out else NULL, &W[0, 0] if n_out else NULL,
-                             &A_prev[0, 0], &out[0, 0], n, n_in, n_out, activation, n_threads)
+        backward_delta_layer(delta, W, A_prev, out, n, n_in, n_out, activation, n_threads)
     _blas_leave()
 
 
-def weight_gradient(const floating[:, ::1] delta,   # IN (n, out)
-                    const floating[:, ::1] A_prev,  # IN (n, in)
-                    floating[:, ::1] out,           # OUT (out, in), aliasing none of the inputs
-                    floating[::1] bias_out,         # OUT (out,) or None
-                    double scale, bint accumulate, int n_threads):
+cdef int _weight_gradient(const floating* delta, const floating* A_prev, floating* out,
+                          floating* bias_out, Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                          double scale, bint accumulate, int n_threads) except -1:
     """out := scale * delta.T @ A_prev (+ out)  (BP4); bias_out := scale * delta.sum(0) (+ bias_out)  (BP3)."""
-    cdef Py_ssize_t n = delta.shape[0], n_out = delta.shape[1], n_in = A_prev.shape[1]
     cdef int status = 0
     _blas_enter()
     with nogil:
         if n_out > 0 and n_in > 0:
-            weight_gradient_layer(&delta[0, 0] if n else NULL, &A_prev[0, 0] if n else NULL,
-                                  &out[0, 0], n, n_in, n_out, <floating> scale,
+            weight_gradient_layer(delta, A_prev, out, n, n_in, n_out, <floating> scale,
                                   1 if accumulate else 0, n_threads)
-        if bias_out is not None and n_out > 0:
-            status = _column_sums(&bias_out[0], &delta[0, 0] if n else NULL, n, n_out,
-                                  <floating> scale, accumulate)
+        if bias_out != NULL and n_out > 0:
+            status = _column_sums(bias_out, delta, n, n_out, <floating> scale, accumulate)
     _blas_leave()
     if status != 0:
         raise MemoryError("weight_gradient: cannot allocate the bias accumulator")
+    return 0
+
+
+# --- Typed entry points for checked arrays (fastbp/kernels.py, the Network's backend) ---
+# The memoryview types state the contract; empty dimensions pass NULL pointers.
+
+def dense_forward_core(const floating[:, ::1] A_prev,   # IN (n, in)
+                       const floating[:, ::1] W,        # IN (out, in)
+                       const floating[::1] b,           # IN (out,) or None
+                       floating[:, ::1] out,            # OUT (n, out), aliasing no input
+                       int activation, int n_threads):
+    cdef Py_ssize_t n = A_prev.shape[0], n_in = A_prev.shape[1], n_out = W.shape[0]
+    if n == 0 or n_out == 0:
+        return
+    _dense_forward(&A_prev[0, 0] if n_in else NULL, &W[0, 0] if n_in else NULL,
+                   &b[0] if b is not None else NULL, &out[0, 0], n, n_in, n_out,
+                   activation, n_threads)
+
+
+def activation_backward_core(const floating[:, ::1] G,    # IN (n, k)
+                             const floating[:, ::1] A,    # IN (n, k), the activation's output
+                             floating[:, ::1] out,        # OUT (n, k), may be G or A
+                             int activation, int n_threads):
+    if G.shape[0] == 0 or G.shape[1] == 0:
+        return
+    _activation_backward(&G[0, 0], &A[0, 0], &out[0, 0], G.shape[0], G.shape[1],
+                         activation, n_threads)
+
+
+def backward_delta_core(const floating[:, ::1] delta,    # IN (n, out)
+                        const floating[:, ::1] W,        # IN (out, in)
+                        const floating[:, ::1] A_prev,   # IN (n, in)
+                        floating[:, ::1] out,            # OUT (n, in), aliasing no input
+                        int activation, int n_threads):
+    cdef Py_ssize_t n = delta.shape[0], n_out = delta.shape[1], n_in = W.shape[1]
+    if n == 0 or n_in == 0:
+        return
+    _backward_delta(&delta[0, 0] if n_out else NULL, &W[0, 0] if n_out else NULL,
+                    &A_prev[0, 0], &out[0, 0], n, n_in, n_out, activation, n_threads)
+
+
+def weight_gradient_core(const floating[:, ::1] delta,   # IN (n, out)
+                         const floating[:, ::1] A_prev,  # IN (n, in)
+                         floating[:, ::1] out,           # OUT (out, in), aliasing no input
+                         floating[::1] bias_out,         # OUT (out,) or None
+                         double scale, bint accumulate, int n_threads):
+    cdef Py_ssize_t n = delta.shape[0], n_out = delta.shape[1], n_in = A_prev.shape[1]
+    _weight_gradient(&delta[0, 0] if n and n_out else NULL, &A_prev[0, 0] if n and n_in else NULL,
+                     &out[0, 0] if n_out and n_in else NULL,
+                     &bias_out[0] if bias_out is not None and n_out else NULL,
+                     n, n_in, n_out, scale, accumulate, n_threads)
+
+
+# --- The public kernels: a fast path for well-formed input ---------------------------
+# fastbp.kernels exports these. When every argument is already what the cores want
+# (exact ndarrays, one float dtype, C-contiguous, aligned, matching shapes, a writeable
+# out that overlaps no input) the checks cost a few pointer comparisons. Anything else
+# goes to the checked Python path in fastbp/kernels.py, which converts what it may
+# (non-contiguous input) and raises the documented errors for the rest: there is one
+# set of rules and messages, in fastbp/_validation.py.
+
+cdef object _checked = None
+
+
+cdef object _checked_path():
+    global _checked
+    if _checked is None:
+        from fastbp import kernels
+        _checked = kernels
+    return _checked
+
+
+cdef inline bint _plain(object x, int ndim, int typenum):
+    """x is an exact, aligned, C-contiguous ndarray of this rank and dtype."""
+    cdef cnp.ndarray a
+    if not cnp.PyArray_CheckExact(x):
+        return False
+    a = <cnp.ndarray> x
+    return (cnp.PyArray_NDIM(a) == ndim and cnp.PyArray_TYPE(a) == typenum
+            and cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a))
+
+
+cdef inline int _float_type(object x):
+    """NPY_FLOAT or NPY_DOUBLE for an exact float32/float64 ndarray, else -1."""
+    cdef int t
+    if not cnp.PyArray_CheckExact(x):
+        return -1
+    t = cnp.PyArray_TYPE(<cnp.ndarray> x)
+    return t if t == cnp.NPY_FLOAT or t == cnp.NPY_DOUBLE else -1
+
+
+cdef inline bint _overlap(object x, object y):
+    """The memory of two C-contiguous arrays intersects (None overlaps nothing)."""
+    cdef char* a
+    cdef char* b
+    if x is None or y is None:
+        return False
+    a = <char*> cnp.PyArray_DATA(<cnp.ndarray> x)
+    b = <char*> cnp.PyArray_DATA(<cnp.ndarray> y)
+    return (a < b + cnp.PyArray_NBYTES(<cnp.ndarray> y)
+            and b < a + cnp.PyArray_NBYTES(<cnp.ndarray> x))
+
+
+cdef inline bint _usable_out(object out, int ndim, int typenum, cnp.npy_intp d0,
+                             cnp.npy_intp d1):
+    cdef cnp.ndarray o
+    if not _plain(out, ndim, typenum):
+        return False
+    o = <cnp.ndarray> out
+    if not cnp.PyArray_ISWRITEABLE(o) or cnp.PyArray_DIM(o, 0) != d0:
+        return False
+    return ndim == 1 or cnp.PyArray_DIM(o, 1) == d1
+
+
+cdef inline void* _data(object x):
+    """The data pointer of an ndarray; NULL for None or an empty array."""
+    if x is None or cnp.PyArray_SIZE(<cnp.ndarray> x) == 0:
+        return NULL
+    return cnp.PyArray_DATA(<cnp.ndarray> x)
+
+
+cdef inline object _new(int typenum, cnp.npy_intp d0, cnp.npy_intp d1):
+    cdef cnp.npy_intp dims[2]
+    dims[0] = d0
+    dims[1] = d1
+    return cnp.PyArray_EMPTY(2, dims, typenum, 0)
+
+
+cdef inline int _code(object activation):
+    cdef object code
+    if type(activation) is not str:
+        return -1
+    code = ACTIVATION_CODES.get(activation)
+    return -1 if code is None else <int> code
+
+
+def dense_forward(A_prev, W, b, activation="identity", out=None):
+    cdef int t = _float_type(A_prev), code = _code(activation)
+    cdef cnp.npy_intp n, n_in, n_out
+    if (t < 0 or code < 0 or not _plain(A_prev, 2, t) or not _plain(W, 2, t)
+            or (b is not None and not _plain(b, 1, t))):
+        return _checked_path().checked_dense_forward(A_prev, W, b, activation, out)
+    n, n_in = cnp.PyArray_DIM(<cnp.ndarray> A_prev, 0), cnp.PyArray_DIM(<cnp.ndarray> A_prev, 1)
+    n_out = cnp.PyArray_DIM(<cnp.ndarray> W, 0)
+    if (cnp.PyArray_DIM(<cnp.ndarray> W, 1) != n_in
+            or (b is not None and cnp.PyArray_DIM(<cnp.ndarray> b, 0) != n_out)
+            or (out is not None and (not _usable_out(out, 2, t, n, n_out)
+                                     or _overlap(out, A_prev) or _overlap(out, W)
+                                     or _overlap(out, b)))):
+        return _checked_path().checked_dense_forward(A_prev, W, b, activation, out)
+    cdef int nt = get_num_threads()
+    result = _new(t, n, n_out) if out is None else out
+    if t == cnp.NPY_FLOAT:
+        _dense_forward(<const float*> _data(A_prev), <const float*> _data(W),
+                       <const float*> _data(b), <float*> _data(result), n, n_in, n_out, code,
+                       nt)
+    else:
+        _dense_forward(<const double*> _data(A_prev), <const double*> _data(W),
+                       <const double*> _data(b), <double*> _data(result), n, n_in, n_out, code,
+                       nt)
+    return result
+
+
+def activation_backward(G, A, activation, out=None):
+    cdef int t = _float_type(G), code = _code(activation)
+    cdef cnp.npy_intp n, k
+    if t < 0 or code < 0 or not _plain(G, 2, t) or not _plain(A, 2, t):
+        return _checked_path().checked_activation_backward(G, A, activation, out)
+    n, k = cnp.PyArray_DIM(<cnp.ndarray> G, 0), cnp.PyArray_DIM(<cnp.ndarray> G, 1)
+    # out may be G or A exactly (each element is read before it is written).
+    if (cnp.PyArray_DIM(<cnp.ndarray> A, 0) != n or cnp.PyArray_DIM(<cnp.ndarray> A, 1) != k
+            or (out is not None and (not _usable_out(out, 2, t, n, k)
+                                     or (out is not G and _overlap(out, G))
+                                     or (out is not A and _overlap(out, A))))):
+        return _checked_path().checked_activation_backward(G, A, activation, out)
+    cdef int nt = get_num_threads()
+    result = _new(t, n, k) if out is None else out
+    if t == cnp.NPY_FLOAT:
+        _activation_backward(<const float*> _data(G), <const float*> _data(A),
+                             <float*> _data(result), n, k, code, nt)
+    else:
+        _activation_backward(<const double*> _data(G), <const double*> _data(A),
+                             <double*> _data(result), n, k, code, nt)
+    return result
+
+
+def backward_delta(delta, W, A_prev, activation, out=None):
+    cdef int t = _float_type(delta), code = _code(activation)
+    cdef cnp.npy_intp n, n_out, n_in
+    if (t < 0 or code < 0 or not _plain(delta, 2, t) or not _plain(W, 2, t)
+            or not _plain(A_prev, 2, t)):
+        return _checked_path().checked_backward_delta(delta, W, A_prev, activation, out)
+    n, n_out = cnp.PyArray_DIM(<cnp.ndarray> delta, 0), cnp.PyArray_DIM(<cnp.ndarray> delta, 1)
+    n_in = cnp.PyArray_DIM(<cnp.ndarray> W, 1)
+    if (cnp.PyArray_DIM(<cnp.ndarray> W, 0) != n_out
+            or cnp.PyArray_DIM(<cnp.ndarray> A_prev, 0) != n
+            or cnp.PyArray_DIM(<cnp.ndarray> A_prev, 1) != n_in
+            or (out is not None and (not _usable_out(out, 2, t, n, n_in)
+                                     or _overlap(out, delta) or _overlap(out, W)
+                                     or _overlap(out, A_prev)))):
+        return _checked_path().checked_backward_delta(delta, W, A_prev, activation, out)
+    cdef int nt = get_num_threads()
+    result = _new(t, n, n_in) if out is None else out
+    if t == cnp.NPY_FLOAT:
+        _backward_delta(<const float*> _data(delta), <const float*> _data(W),
+                        <const float*> _data(A_prev), <float*> _data(result), n, n_in, n_out,
+                        code, nt)
+    else:
+        _backward_delta(<const double*> _data(delta), <const double*> _data(W),
+                        <const double*> _data(A_prev), <double*> _data(result), n, n_in, n_out,
+                        code, nt)
+    return result
+
+
+def weight_gradient(delta, A_prev, out=None, bias_out=None, scale=1.0, accumulate=False):
+    cdef int t = _float_type(delta)
+    cdef cnp.npy_intp n, n_out, n_in
+    if (t < 0 or not _plain(delta, 2, t) or not _plain(A_prev, 2, t)
+            or type(scale) is not float or not (-1.7976931348623157e308 <= <double> scale
+                                                <= 1.7976931348623157e308)
+            or (accumulate is not False and accumulate is not True)
+            or (accumulate and out is None)):
+        return _checked_path().checked_weight_gradient(delta, A_prev, out, bias_out, scale,
+                                                       accumulate)
+    n, n_out = cnp.PyArray_DIM(<cnp.ndarray> delta, 0), cnp.PyArray_DIM(<cnp.ndarray> delta, 1)
+    n_in = cnp.PyArray_DIM(<cnp.ndarray> A_prev, 1)
+    if (cnp.PyArray_DIM(<cnp.ndarray> A_prev, 0) != n
+            or (out is not None and (not _usable_out(out, 2, t, n_out, n_in)
+                                     or _overlap(out, delta) or _overlap(out, A_prev)))
+            or (bias_out is not None and (not _usable_out(bias_out, 1, t, n_out, 0)
+                                          or _overlap(bias_out, delta)
+                                          or _overlap(bias_out, A_prev)
+                                          or _overlap(bias_out, out)))):
+        return _checked_path().checked_weight_gradient(delta, A_prev, out, bias_out, scale,
+                                                       accumulate)
+    cdef int nt = get_num_threads()
+    cdef double scale_value = scale
+    cdef bint accumulate_value = accumulate
+    result = _new(t, n_out, n_in) if out is None else out
+    if t == cnp.NPY_FLOAT:
+        _weight_gradient(<const float*> _data(delta), <const float*> _data(A_prev),
+                         <float*> _data(result), <float*> _data(bias_out), n, n_in, n_out,
+                         scale_value, accumulate_value, nt)
+    else:
+        _weight_gradient(<const double*> _data(delta), <const double*> _data(A_prev),
+                         <double*> _data(result), <double*> _data(bias_out), n, n_in, n_out,
+                         scale_value, accumulate_value, nt)
+    return result
