@@ -6,11 +6,10 @@ GIL: gather the batch's rows, forward pass, loss and output error (BP1), backwar
 per fit. Python regains control only between chunks (progress bar, Ctrl-C).
 
 Parallelism: BLAS runs single-threaded (the caller limits it with threadpoolctl once
-per fit) and fastbp puts the cores to work itself: each matrix product is split into
-blocks (of samples, of output neurons or of W's columns) over an OpenMP ``prange``,
-every block one single-threaded gemm followed by the fused elementwise pass on the
-same block while it is still in cache. Small products stay serial: a fork/join costs
-more than they do. Block boundaries depend only on the shapes and the thread count,
+per fit) and fastbp puts the cores to work itself with the blocked layer passes of
+src/_layers.pxd: each matrix product split over an OpenMP ``prange``, every block one
+single-threaded gemm followed by the fused elementwise pass on the same block. Small
+products stay serial. Block boundaries depend only on the shapes and the thread count,
 so a run is bit-reproducible for a given thread count.
 
 For plain SGD the update is folded into the weight-gradient gemm:
@@ -255,7 +254,7 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
                     act = output if l == lay.n_layers - 1 else hidden
                     b = P + lay.b_off[l] if lay.b_off[l] >= 0 else NULL
                     forward_layer(A_prev, P + lay.w_off[l], b, Wk + lay.a_off[l + 1], m,
-                                   lay.sizes[l], lay.sizes[l + 1], act, n_threads)
+                                  lay.sizes[l], lay.sizes[l + 1], act, n_threads)
                     A_prev = Wk + lay.a_off[l + 1]
 
                 # Loss and output error (BP1); a non-finite loss stops before any update.
@@ -275,19 +274,19 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
                     A_prev = A0 if l == 0 else Wk + lay.a_off[l]
                     D = Wk + lay.d_off[l + 1]
                     if l > 0:
-                        backward_delta_layer(D, P + lay.w_off[l], A_prev, Wk + lay.d_off[l], m,
-                                        i, o, hidden, n_threads)
+                        backward_delta_layer(D, P + lay.w_off[l], A_prev, Wk + lay.d_off[l],
+                                             m, i, o, hidden, n_threads)
                     if plain_sgd:
                         alpha = <floating> (-lr / m)
                         beta = <floating> (1 - lr * l2)
-                        weight_gradient_layer(D, A_prev, P + lay.w_off[l], m, i, o, alpha, beta,
-                                         n_threads)
+                        weight_gradient_layer(D, A_prev, P + lay.w_off[l], m, i, o, alpha,
+                                              beta, n_threads)
                         if lay.b_off[l] >= 0:
                             _bias_gradient(D, P + lay.b_off[l], m, o, alpha, 1)
                     else:
                         alpha = <floating> (1.0 / m)
-                        weight_gradient_layer(D, A_prev, G + lay.w_off[l], m, i, o, alpha, 0,
-                                         n_threads)
+                        weight_gradient_layer(D, A_prev, G + lay.w_off[l], m, i, o, alpha,
+                                              0, n_threads)
                         if lay.b_off[l] >= 0:
                             _bias_gradient(D, G + lay.b_off[l], m, o, alpha, 0)
                 if not plain_sgd:
