@@ -19,13 +19,14 @@ except ImportError as _exc:  # pragma: no cover - depends on how fastbp was inst
 from fastbp import datasets, kernels, reference
 from fastbp._threads import get_num_threads, set_num_threads
 from fastbp.network import Network, gradient_check
+from fastbp.plot import plot_history
 
 try:
     __version__ = _version("fastbp")
 except PackageNotFoundError:  # running from a source tree that was not pip-installed
     __version__ = "0+unknown"
 
-__all__ = ["Network", "gradient_check", "datasets", "kernels", "reference", "build_info",
+__all__ = ["Network", "gradient_check", "plot_history", "datasets", "kernels", "reference", "build_info",
            "get_num_threads", "set_num_threads", "__version__"]
 
 

@@ -78,6 +78,9 @@ def build_parser():
     train.add_argument("--threads", type=_positive_int, default=None,
                        help="kernel threads (default: all cores or OMP_NUM_THREADS)")
     train.add_argument("--save", default=None, help="write the trained model to this .npz file")
+    train.add_argument("--plot", default=None, metavar="PATH",
+                       help="after training, plot loss and accuracy per epoch to this image "
+                            "file (.png, .pdf, .svg; needs matplotlib: pip install fastbp[plot])")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     commands.add_parser("info", help="print how fastbp was built (OpenMP, BLAS, threads)")
     return parser
@@ -97,6 +100,13 @@ def train(args, out=None):
 
     out = sys.stdout if out is None else out
 
+    if args.plot:
+        # Before training, not after minutes of it.
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise ImportError("--plot needs matplotlib: pip install fastbp[plot] "
+                              "(or pip install matplotlib)")
     if args.threads is not None:
         fastbp.set_num_threads(args.threads)
     (X, y), (X_test, y_test) = load_data(args.data, args.dtype)
@@ -125,6 +135,11 @@ def train(args, out=None):
     if args.save:
         net.save(args.save)
         print(f"model saved to {args.save}", file=out)
+    if args.plot:
+        from fastbp.plot import plot_history
+
+        plot_history(history, args.plot)
+        print(f"plot saved to {args.plot}", file=out)
     return result
 
 
@@ -138,7 +153,7 @@ def main(argv=None):
         return 0
     try:
         train(args)
-    except (FileNotFoundError, NotADirectoryError, ValueError, TypeError) as exc:
+    except (FileNotFoundError, NotADirectoryError, ValueError, TypeError, ImportError) as exc:
         print(f"fastbp: error: {exc}", file=sys.stderr)
         return 2
     return 0

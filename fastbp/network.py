@@ -507,9 +507,7 @@ class Network:
                 start_time = time.perf_counter()
                 snapshot[...] = self._params
                 if shuffle:
-                    # A fresh permutation each epoch, so that fits of one epoch at a
-                    # time (resume=True) shuffle exactly as one fit of many epochs.
-                    order[...] = self._rng.permutation(n)
+                    order[...] = self._epoch_order(n)
                 bar = _progress_bar(n, epoch, epochs) if verbose else None
                 try:
                     total_loss, correct = 0.0, 0
@@ -546,6 +544,15 @@ class Network:
                 if verbose:
                     print(f"epoch {epoch + 1}/{epochs}: {_summary(history)}", flush=True)
         return history
+
+    def _epoch_order(self, n):
+        """The order of one shuffled epoch's samples.
+
+        A fresh permutation each epoch, so that fits of one epoch at a time
+        (resume=True) shuffle exactly as one fit of many epochs. fastbp.compat replaces
+        it for one epoch with the order the tutorial's random.shuffle made.
+        """
+        return self._rng.permutation(n)
 
     # ----- predictions -------------------------------------------------------------
 
