@@ -10,10 +10,23 @@ same cores would fight.
 """
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from fastbp import _engine, _kernels
 from fastbp.losses import MATCHING_PAIRS
+
+_controller = None
+
+
+def _blas_controller():
+    """One threadpoolctl controller for the process: scanning the loaded libraries costs
+    1-4 ms, too much to repeat for every fit of one epoch (fastbp.sklearn fits epoch by
+    epoch). fastbp loads SciPy's BLAS at import, so it is among the libraries seen."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller
+
 
 # Work per chunk, in training FLOPs: Python gets control back (progress bar, Ctrl-C,
 # divergence check) every ~20-50 ms, whatever the network and batch size.
@@ -78,7 +91,7 @@ class CompiledTrainer:
         return layout, np.zeros(w, net.dtype)
 
     def __enter__(self):
-        self._limits = threadpool_limits(limits=1, user_api="blas")
+        self._limits = _blas_controller().limit(limits=1, user_api="blas")
         return self
 
     def __exit__(self, *exc):

@@ -58,6 +58,12 @@ def _check_nonnegative(name, value):
     return float(value)
 
 
+def _all_finite(X):
+    """No NaN or inf in X. A finite sum proves it without a boolean temporary the size of
+    X; only an infinite or NaN sum (or an overflowing one) needs the elementwise check."""
+    return bool(np.isfinite(X.sum())) or bool(np.isfinite(X).all())
+
+
 class _Workspace:
     """Every buffer one training step or forward block needs, for up to ``rows`` samples."""
 
@@ -167,6 +173,13 @@ class Network:
         n_biases = sum(self.sizes[1:]) if self.bias else 0
         self._params = np.zeros(self._n_weights + n_biases, self.dtype)
         self._grads = np.zeros_like(self._params)
+        self._link_views()
+        self._workspaces = {}
+        self._optimizer = None  # the last fit's optimiser, for fit(resume=True)
+
+    def _link_views(self):
+        """weights, biases and their gradients as views into the flat vectors."""
+        shapes = list(zip(self.sizes[1:], self.sizes[:-1]))
         self.weights, self.biases, self._grad_weights, self._grad_biases = [], [], [], []
         w_off, b_off = 0, self._n_weights
         for o, i in shapes:
@@ -180,8 +193,18 @@ class Network:
             else:
                 self.biases.append(None)
                 self._grad_biases.append(None)
-        self._workspaces = {}
-        self._optimizer = None  # the last fit's optimiser, for fit(resume=True)
+
+    def __getstate__(self):
+        # Views are not pickled as views: keep the flat vectors, re-link on load.
+        state = dict(self.__dict__)
+        for key in ("weights", "biases", "_grad_weights", "_grad_biases"):
+            del state[key]
+        state["_workspaces"] = {}
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._link_views()
 
     def _initialize(self):
         rng = self._rng
@@ -241,7 +264,7 @@ class Network:
         if X.shape[0] == 0:
             raise ValueError(f"{name} has no rows (shape {X.shape})")
         X = np.ascontiguousarray(X, dtype=self.dtype)
-        if not np.isfinite(X).all():
+        if not _all_finite(X):
             raise ValueError(f"{name} contains NaN or inf")
         return X
 
@@ -277,7 +300,7 @@ class Network:
             raise ValueError(f"{name} must have shape ({n}, {k}) (or integer labels ({n},)), "
                              f"got {Y.shape}")
         T = np.ascontiguousarray(Y, dtype=self.dtype)
-        if not np.isfinite(T).all():
+        if not _all_finite(T):
             raise ValueError(f"{name} contains NaN or inf")
         return T, self._labels_of(T)
 

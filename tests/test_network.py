@@ -1295,3 +1295,22 @@ def test_weights_and_biases_are_views_of_the_parameters():
 def test_all_activation_pairs_are_constructible():
     for activation, output in itertools.product(ACTIVATIONS, ACTIVATIONS):
         Network([2, 3, 2], activation=activation, output=output, loss="mse")
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_pickle_round_trip_keeps_weights_as_views_of_the_parameters(backend):
+    import pickle
+
+    rng = np.random.default_rng(0)
+    X = rng.random((20, 4))
+    y = rng.integers(0, 3, 20)
+    net = Network([4, 5, 3], output="softmax", loss="cross_entropy", seed=0, backend=backend)
+    net.fit(X, y, epochs=2)
+    clone = pickle.loads(pickle.dumps(net))
+    assert np.array_equal(clone._params, net._params)
+    assert all(np.shares_memory(W, clone._params) for W in clone.weights)
+    assert all(np.shares_memory(b, clone._params) for b in clone.biases)
+    np.testing.assert_array_equal(clone.forward(X), net.forward(X))
+    clone.fit(X, y, epochs=1)  # training the clone moves its weights, not the original's
+    assert not np.array_equal(clone._params, net._params)
+    assert not np.array_equal(clone.forward(X), net.forward(X))
