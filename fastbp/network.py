@@ -538,7 +538,11 @@ class Network:
                         last = min(first + chunk, n_batches)
                         chunk_loss, chunk_correct, diverged_at = trainer.run(
                             order if shuffle else None, first, last)
-                        if diverged_at is None and not np.isfinite(self._params).all():
+                        # A batch's loss is checked before its update; parameters that an
+                        # update made non-finite show in the next batch's loss, or here
+                        # after the epoch's last batch.
+                        if (diverged_at is None and last == n_batches
+                                and not _all_finite(self._params)):
                             diverged_at = last - 1
                         if diverged_at is not None:
                             self._params[...] = snapshot

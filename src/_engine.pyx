@@ -78,14 +78,19 @@ cdef struct Layout:
 
 cdef void _bias_gradient(const floating* delta, floating* out, Py_ssize_t m,
                          Py_ssize_t n_out, floating alpha, floating beta) noexcept nogil:
-    """out := alpha * delta.sum(0) + beta * out  (BP3), summed in row order."""
+    """out := alpha * delta.sum(0) + beta * out  (BP3).
+
+    Row by row, so that delta is read in memory order and the inner loop vectorises.
+    """
     cdef Py_ssize_t r, j
-    cdef double s
-    for j in range(n_out):
-        s = 0
-        for r in range(m):
-            s += delta[r * n_out + j]
-        out[j] = <floating> (alpha * s + beta * out[j]) if beta != 0 else <floating> (alpha * s)
+    cdef const floating* row
+    if beta != 1:
+        for j in range(n_out):
+            out[j] = beta * out[j] if beta != 0 else 0
+    for r in range(m):
+        row = delta + r * n_out
+        for j in range(n_out):
+            out[j] = out[j] + alpha * row[j]
 
 
 cdef double _output_error(const floating* A, const floating* Y, floating* delta,
@@ -267,11 +272,8 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
                 # Gather the batch: shuffled rows are copied into the workspace, rows in
                 # order are used where they are.
                 if order_ptr != NULL:
-                    for r in range(m):
-                        memcpy(Wk + lay.a_off[0] + r * n_in, &X[order_ptr[start + r], 0],
-                               n_in * sizeof(floating))
-                        memcpy(Wk + lay.t_off + r * k, &T[order_ptr[start + r], 0],
-                               k * sizeof(floating))
+                    _gather_rows(&X[0, 0], &T[0, 0], order_ptr + start, m, n_in, k,
+                                 Wk + lay.a_off[0], Wk + lay.t_off, n_threads)
                     A0 = Wk + lay.a_off[0]
                     Tb = Wk + lay.t_off
                     # The next batch's rows are scattered in memory (DRAM): ask for them
@@ -331,6 +333,32 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
     finally:
         _free_layout(&lay)
     return total_loss, n_correct, adam_t, diverged_at
+
+
+cdef void _gather_rows(const floating* X, const floating* T, const int64_t* rows,
+                       Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t k, floating* X_out,
+                       floating* T_out, int n_threads) noexcept nogil:
+    """Copy the samples rows[0:m] of X and T into the batch buffers.
+
+    The rows are scattered in memory: two threads keep more reads in flight than one.
+    """
+    cdef int nb = n_blocks(m * n_in, MIN_ELEMENTS_PER_THREAD, m, n_threads)
+    cdef int blk
+    cdef Py_ssize_t r
+    if nb == 1:
+        _gather_range(X, T, rows, 0, m, n_in, k, X_out, T_out)
+        return
+    for blk in prange(nb, schedule="static", num_threads=nb):
+        _gather_range(X, T, rows, blk * m // nb, (blk + 1) * m // nb, n_in, k, X_out, T_out)
+
+
+cdef inline void _gather_range(const floating* X, const floating* T, const int64_t* rows,
+                               Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t n_in, Py_ssize_t k,
+                               floating* X_out, floating* T_out) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(r0, r1):
+        memcpy(X_out + r * n_in, X + rows[r] * n_in, n_in * sizeof(floating))
+        memcpy(T_out + r * k, T + rows[r] * k, k * sizeof(floating))
 
 
 cdef inline void _prefetch_rows(const floating* X, const floating* T, const int64_t* labels,
