@@ -31,13 +31,14 @@ def table(results):
         groups.setdefault(bench["group"], {})[_impl_of(bench)] = bench
     impls = ["fastbp", "numpy", "torch", "sklearn"]
     present = [i for i in impls if any(i in g for g in groups.values())]
+    notes = []
     lines = ["| benchmark | " + " | ".join(f"{i} median" for i in present)
              + " | numpy / fastbp |", "|---|" + "---|" * (len(present) + 1)]
-    matmul_gflops = None
+    matmul_gflops = {}
     for name, group in groups.items():
         if name.startswith("np.matmul"):
             bench = next(iter(group.values()))
-            matmul_gflops = bench["extra_info"]["flops"] / bench["stats"]["median"] / 1e9
+            matmul_gflops[name] = bench["extra_info"]["flops"] / bench["stats"]["median"] / 1e9
             continue
         cells = [_fmt(group[i]["stats"]["median"]) if i in group else "" for i in present]
         ratio = ""
@@ -47,16 +48,21 @@ def table(results):
             ratio = (f"{group['sklearn']['stats']['median'] / group['fastbp']['stats']['median']:.2f}"
                      " (sklearn / fastbp)")
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {ratio} |")
-    notes = []
-    if matmul_gflops is not None:
-        notes.append(f"np.matmul float32 (2048^3): {matmul_gflops:.1f} GFLOP/s")
-        for name, group in groups.items():
-            if "1024-1024" in name and "fastbp" in group:
-                bench = group["fastbp"]
+        accuracies = {i: b["extra_info"]["test_accuracy"] for i, b in group.items()
+                      if "test_accuracy" in b.get("extra_info", {})}
+        if accuracies:
+            notes.append(f"{name}: test accuracy " + ", ".join(
+                f"{i} {a:.4f}" for i, a in sorted(accuracies.items())))
+    for yardstick, gflops in matmul_gflops.items():
+        notes.append(f"{yardstick}: {gflops:.1f} GFLOP/s")
+    for name, group in groups.items():
+        if "1024-1024" in name:
+            for impl, bench in sorted(group.items()):
                 info = bench["extra_info"]
                 rate = info["samples"] * info["flops_per_sample"] / bench["stats"]["median"] / 1e9
-                notes.append(f"training {name}: {rate:.1f} GFLOP/s = "
-                             f"{100 * rate / matmul_gflops:.0f}% of np.matmul")
+                shares = ", ".join(f"{100 * rate / g:.0f}% of {y}"
+                                   for y, g in matmul_gflops.items())
+                notes.append(f"training {name}, {impl}: {rate:.1f} GFLOP/s ({shares})")
     return lines, notes
 
 

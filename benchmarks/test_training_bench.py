@@ -2,8 +2,8 @@
 
 The configurations are issue 6's table. Each round builds a fresh network (not timed)
 and trains one epoch, float32, with fastbp's default threads (all cores). PyTorch (CPU)
-is a third column when it is installed; scikit-learn's MLPClassifier an end-to-end
-reference on Fashion-MNIST.
+is a third column when it is installed. scikit-learn's MLPClassifier, the end-to-end
+reference on Fashion-MNIST, is in test_sklearn_bench.py.
 """
 
 import importlib.util
@@ -25,7 +25,6 @@ CONFIGS = [
 ]
 ROUNDS = 5
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
-HAVE_SKLEARN = importlib.util.find_spec("sklearn") is not None
 IMPLS = ["fastbp", "numpy"] + (["torch"] if HAVE_TORCH else [])
 
 
@@ -99,42 +98,17 @@ def test_training_epoch(benchmark, fashion_mnist_train, config, impl):
                       "cython" if impl == "fastbp" else "numpy")
 
 
-def test_matmul_peak(benchmark):
-    """This machine's np.matmul float32 rate, the yardstick for the training FLOP rate."""
-    n = 2048
+@pytest.mark.parametrize("shape", [(2048, 2048, 2048), (256, 1024, 1024)],
+                         ids=["2048^3", "256x1024x1024"])
+def test_matmul_rate(benchmark, shape):
+    """This machine's np.matmul float32 rate, the yardstick for the training FLOP rate:
+    at a large square size, and at the shape of the largest network's middle layer."""
+    m, k, n = shape
     rng = np.random.default_rng(0)
-    A = rng.random((n, n), dtype=np.float32)
-    B = rng.random((n, n), dtype=np.float32)
-    out = np.empty((n, n), np.float32)
-    benchmark.group = "np.matmul float32 2048^3"
-    benchmark.extra_info["flops"] = 2 * n ** 3
-    benchmark.pedantic(np.matmul, args=(A, B), kwargs={"out": out}, rounds=10,
+    A = rng.random((m, k), dtype=np.float32)
+    B = rng.random((k, n), dtype=np.float32)
+    out = np.empty((m, n), np.float32)
+    benchmark.group = f"np.matmul float32 {m}x{k}x{n}"
+    benchmark.extra_info["flops"] = 2 * m * k * n
+    benchmark.pedantic(np.matmul, args=(A, B), kwargs={"out": out}, rounds=20,
                        warmup_rounds=2)
-
-
-@pytest.mark.skipif(not HAVE_SKLEARN, reason="scikit-learn is not installed (optional)")
-@pytest.mark.parametrize("impl", ["fastbp", "sklearn"])
-def test_end_to_end_vs_sklearn(benchmark, fashion_mnist_train, impl):
-    """784-100-10 relu/softmax, Adam, batch 200, 2 epochs on Fashion-MNIST training data."""
-    X, y = fashion_mnist_train
-    benchmark.group = "end-to-end 784-100-10 adam b200, 2 epochs"
-
-    if impl == "sklearn":
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.neural_network import MLPClassifier
-
-        def run():
-            clf = MLPClassifier(hidden_layer_sizes=(100,), solver="adam", batch_size=200,
-                                max_iter=2, random_state=0, tol=0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                clf.fit(X, y)
-    else:
-        def run():
-            net = fastbp.Network([784, 100, 10], activation="relu", output="softmax",
-                                 loss="cross_entropy", seed=0, l2=1e-4)
-            net.fit(X, y, epochs=2, batch_size=200, learning_rate=1e-3, optimizer="adam")
-
-    benchmark.pedantic(run, rounds=3, iterations=1)
