@@ -250,7 +250,7 @@ class Network:
             return "multilabel" if self.loss_name == "cross_entropy" else "multiclass"
         return "regression"
 
-    def _check_X(self, X, name="X"):
+    def _check_X(self, X, name="X", check_finite=True):
         if not isinstance(X, np.ndarray):
             X = np.asarray(X)
         if X.dtype.kind != "f":
@@ -264,11 +264,11 @@ class Network:
         if X.shape[0] == 0:
             raise ValueError(f"{name} has no rows (shape {X.shape})")
         X = np.ascontiguousarray(X, dtype=self.dtype)
-        if not _all_finite(X):
+        if check_finite and not _all_finite(X):
             raise ValueError(f"{name} contains NaN or inf")
         return X
 
-    def _check_Y(self, Y, n, name="Y"):
+    def _check_Y(self, Y, n, name="Y", check_finite=True):
         """Targets as an (n, k) array of the network's dtype, and labels for accuracy (or None)."""
         k = self.sizes[-1]
         task = self.task
@@ -300,7 +300,7 @@ class Network:
             raise ValueError(f"{name} must have shape ({n}, {k}) (or integer labels ({n},)), "
                              f"got {Y.shape}")
         T = np.ascontiguousarray(Y, dtype=self.dtype)
-        if not _all_finite(T):
+        if check_finite and not _all_finite(T):
             raise ValueError(f"{name} contains NaN or inf")
         return T, self._labels_of(T)
 
@@ -428,7 +428,8 @@ class Network:
 
     def fit(self, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
             momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, shuffle=True,
-            validation_data=None, verbose=False, n_threads=None, resume=False):
+            validation_data=None, verbose=False, n_threads=None, resume=False, *,
+            check_input=True):
         """Train by (mini-batch) gradient descent on the cost J.
 
         Parameters
@@ -455,6 +456,10 @@ class Network:
         n_threads : int, optional
             Threads for this fit (backend "cython"); default :func:`fastbp.get_num_threads`.
             BLAS is held to one thread during the fit: the engine splits the work itself.
+        check_input : bool
+            Scan X and Y for NaN and inf (one pass over the data). Callers that have
+            checked them already, such as fastbp.sklearn fitting epoch by epoch, pass
+            False; shapes and dtypes are checked regardless.
         resume : bool
             Continue with the previous fit's optimiser state (momentum velocity, Adam
             moments and step count), e.g. to train epoch by epoch with a learning-rate
@@ -479,8 +484,10 @@ class Network:
             network holds the last completed batch's parameters, ``net.history`` the
             completed epochs, and the interrupt propagates.
         """
-        X = self._check_X(X)
-        T, labels = self._check_Y(Y, X.shape[0])
+        if not isinstance(check_input, (bool, np.bool_)):
+            raise TypeError(f"check_input must be True or False, got {check_input!r}")
+        X = self._check_X(X, check_finite=check_input)
+        T, labels = self._check_Y(Y, X.shape[0], check_finite=check_input)
         epochs = _check_positive_int("epochs", epochs)
         n = X.shape[0]
         batch_size = _check_positive_int("batch_size", batch_size, allow_none=True)

@@ -414,7 +414,7 @@ class _BaseMLP(BaseEstimator):
                         optimizer=self.solver, momentum=self.momentum,
                         nesterov=self.nesterovs_momentum, beta1=self.beta_1,
                         beta2=self.beta_2, eps=self.epsilon, shuffle=self.shuffle,
-                        n_threads=self.n_threads, resume=resume)
+                        n_threads=self.n_threads, resume=resume, check_input=False)
                 except FloatingPointError as exc:
                     raise ValueError(
                         f"Solver produced non-finite parameter weights ({exc}). The input "

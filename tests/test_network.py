@@ -1314,3 +1314,24 @@ def test_pickle_round_trip_keeps_weights_as_views_of_the_parameters(backend):
     clone.fit(X, y, epochs=1)  # training the clone moves its weights, not the original's
     assert not np.array_equal(clone._params, net._params)
     assert not np.array_equal(clone.forward(X), net.forward(X))
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_check_input_false_skips_only_the_nan_scan(backend):
+    rng = np.random.default_rng(0)
+    X = rng.random((30, 4))
+    X[3, 2] = np.nan
+    y = rng.integers(0, 3, 30)
+    net = Network([4, 5, 3], output="softmax", loss="cross_entropy", seed=0, backend=backend,
+                  dtype="float64")
+    initial = net._params.copy()
+    with pytest.raises(ValueError, match="NaN or inf"):
+        net.fit(X, y)
+    # Unscanned, the NaN reaches the loss, and divergence handling still protects the net.
+    with pytest.raises(FloatingPointError, match="diverged"):
+        net.fit(X, y, check_input=False)
+    np.testing.assert_array_equal(net._params, initial)
+    with pytest.raises(ValueError, match="features"):  # shapes are checked regardless
+        net.fit(X[:, :3], y, check_input=False)
+    with pytest.raises(TypeError, match="check_input"):
+        net.fit(X, y, check_input="no")
