@@ -2,11 +2,16 @@
 
 Same functions, same signatures, same results within float tolerance: Cython cores
 that release the GIL, call BLAS gemm (through scipy.linalg.cython_blas) for matrix
-products and fuse bias, activation and derivative into one OpenMP-parallel pass over
-the output. This module checks the input (shapes, dtypes, ``out=`` arrays) and
-allocates results; the cores in ``src/_kernels.pyx`` trust what they get.
+products split over OpenMP threads, and fuse bias, activation and derivative into the
+pass over each block of the output.
 
-The number of OpenMP threads is set with :func:`fastbp.set_num_threads`.
+The public functions are the compiled entry points of ``src/_kernels.pyx``, which take
+a fast path when the input is already well-formed. Everything else comes here, to the
+``checked_*`` functions: they apply the shared checks of ``fastbp._validation``
+(shapes, dtypes, ``out=`` arrays), copy non-contiguous input, give overlapping ``out=``
+arrays a separate buffer, and call the typed cores, which trust what they get.
+
+The number of threads is set with :func:`fastbp.set_num_threads`.
 """
 
 import numpy as np

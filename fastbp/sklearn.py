@@ -321,6 +321,13 @@ class _BaseMLP(BaseEstimator):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
 
+    def _check_solver(self):
+        """partial_fit exists for the stochastic solvers only (as in scikit-learn)."""
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
+
     def _fit(self, X, y, incremental=False):
         self._check_params()
         hidden = self._hidden_sizes()
@@ -706,12 +713,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         return self._fit(X, y, incremental=False)
 
-    def _check_solver(self):
-        if self.solver not in _STOCHASTIC_SOLVERS:
-            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
-                                 f"{self.solver} is not stochastic.")
-        return True
-
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, classes=None):
         """One epoch over the given data, continuing the optimiser state.
@@ -848,12 +849,6 @@ n_iter_, n_layers_, n_outputs_
         self : MLPRegressor
         """
         return self._fit(X, y, incremental=False)
-
-    def _check_solver(self):
-        if self.solver not in _STOCHASTIC_SOLVERS:
-            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
-                                 f"{self.solver} is not stochastic.")
-        return True
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y):

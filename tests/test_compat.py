@@ -11,6 +11,8 @@ never here.
 """
 
 import copy
+import importlib.util
+import pathlib
 import pickle
 import random
 import re
@@ -23,77 +25,21 @@ from fastbp.compat import network, tutorial_data
 from fastbp.compat.network import Network
 
 # ----- the tutorial's network.py algorithm, in plain NumPy -------------------------------
+# One re-implementation serves as the yardstick here and as the baseline of
+# benchmarks/test_compat_bench.py: it lives with the benchmarks, loaded by path (neither
+# folder is a package).
 
 
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+def _load_tutorial_network():
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "_tutorial_network.py"
+    spec = importlib.util.spec_from_file_location("_tutorial_network", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _sigmoid_prime(z):
-    return _sigmoid(z) * (1.0 - _sigmoid(z))
-
-
-class TutorialNetwork:
-    """The tutorial's network, column vectors and a Python loop over samples."""
-
-    def __init__(self, sizes):
-        self.num_layers = len(sizes)
-        self.sizes = sizes
-        self.biases = [np.random.randn(n, 1) for n in sizes[1:]]
-        self.weights = [np.random.randn(n_out, n_in)
-                        for n_in, n_out in zip(sizes[:-1], sizes[1:])]
-
-    def feedforward(self, a):
-        for b, w in zip(self.biases, self.weights):
-            a = _sigmoid(np.dot(w, a) + b)
-        return a
-
-    def SGD(self, training_data, epochs, mini_batch_size, eta, test_data=None):
-        training_data = list(training_data)
-        if test_data:
-            test_data = list(test_data)
-        for j in range(epochs):
-            random.shuffle(training_data)
-            for k in range(0, len(training_data), mini_batch_size):
-                self.update_mini_batch(training_data[k:k + mini_batch_size], eta)
-            if test_data:
-                print(f"Epoch {j}: {self.evaluate(test_data)} / {len(test_data)}")
-            else:
-                print(f"Epoch {j} complete")
-
-    def update_mini_batch(self, mini_batch, eta):
-        total_b = [np.zeros(b.shape) for b in self.biases]
-        total_w = [np.zeros(w.shape) for w in self.weights]
-        for x, y in mini_batch:
-            grad_b, grad_w = self.backprop(x, y)
-            total_b = [t + g for t, g in zip(total_b, grad_b)]
-            total_w = [t + g for t, g in zip(total_w, grad_w)]
-        self.weights = [w - (eta / len(mini_batch)) * t for w, t in zip(self.weights, total_w)]
-        self.biases = [b - (eta / len(mini_batch)) * t for b, t in zip(self.biases, total_b)]
-
-    def backprop(self, x, y):
-        grad_b = [np.zeros(b.shape) for b in self.biases]
-        grad_w = [np.zeros(w.shape) for w in self.weights]
-        activation, activations, zs = x, [x], []
-        for b, w in zip(self.biases, self.weights):
-            z = np.dot(w, activation) + b
-            zs.append(z)
-            activation = _sigmoid(z)
-            activations.append(activation)
-        delta = self.cost_derivative(activations[-1], y) * _sigmoid_prime(zs[-1])
-        grad_b[-1] = delta
-        grad_w[-1] = np.dot(delta, activations[-2].T)
-        for l in range(2, self.num_layers):
-            delta = np.dot(self.weights[-l + 1].T, delta) * _sigmoid_prime(zs[-l])
-            grad_b[-l] = delta
-            grad_w[-l] = np.dot(delta, activations[-l - 1].T)
-        return grad_b, grad_w
-
-    def evaluate(self, test_data):
-        return sum(int(np.argmax(self.feedforward(x)) == y) for x, y in test_data)
-
-    def cost_derivative(self, output_activations, y):
-        return output_activations - y
+_tutorial = _load_tutorial_network()
+TutorialNetwork = _tutorial.TutorialNetwork
 
 
 # ----- fixtures and helpers --------------------------------------------------------------
