@@ -7,7 +7,7 @@
 # A * (G - sum(G * A)), which is what G * act'(A) means for a non-elementwise activation.
 
 from cython cimport floating
-from libc.math cimport exp, expf, tanh, tanhf
+from libc.math cimport exp, tanh, tanhf
 
 cdef enum:
     IDENTITY = 0
@@ -26,20 +26,66 @@ cdef extern from *:
     const double LEAKY_SLOPE "FASTBP_LEAKY_SLOPE"
 
 
+# exp for float32 without a call into libm, so that loops of sigmoid and softmax
+# vectorise (libm's expf is a scalar call; -O3 alone cannot vectorise it). Cephes'
+# range reduction and polynomial: x = k ln2 + r, |r| <= ln2/2, exp(r) by a degree-7
+# polynomial, 2^k built in the exponent bits; within 2 ulp of expf on the float range.
+# Arguments above 88.72 give inf, below -87.34 give 0 (expf's denormals are flushed),
+# NaN gives NaN. float64 keeps libm's exp: its accuracy is the contract.
+cdef extern from *:
+    """
+    #include <math.h>
+    #include <string.h>
+    static inline float fastbp_expf(float x) {
+        const float hi = 88.7228317f, lo = -87.3365479f;
+        float xc = x > hi ? hi : (x < lo ? lo : x);
+        /* k = round(x / ln2), by the 1.5 * 2^23 trick: plain arithmetic, vectorisable. */
+        float fk = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+        float r = xc - fk * 0.693359375f + fk * 2.12194440e-4f;
+        float p = 1.9875691500e-4f;
+        p = p * r + 1.3981999507e-3f;
+        p = p * r + 8.3334519073e-3f;
+        p = p * r + 4.1665795894e-2f;
+        p = p * r + 1.6666665459e-1f;
+        p = p * r + 5.0000001201e-1f;
+        float y = p * r * r + r + 1.0f;
+        int k = (int) fk;
+        /* 2^k as two factors, so that k = 128 (x near the overflow limit) stays exact. */
+        int bits1 = (k / 2 + 127) << 23, bits2 = ((k - k / 2) + 127) << 23;
+        float s1, s2;
+        memcpy(&s1, &bits1, sizeof s1);
+        memcpy(&s2, &bits2, sizeof s2);
+        y = y * s1 * s2;
+        y = x < lo ? 0.0f : y;
+        y = x > hi ? HUGE_VALF : y;
+        return x != x ? x : y;  /* NaN in, NaN out */
+    }
+    /* 1 / (1 + exp(-x)) with exp taken of -|x| only (no overflow), branch-free and in
+       float throughout (Cython would promote the literals to double). */
+    static inline float fastbp_sigmoidf(float x) {
+        float e = fastbp_expf(x >= 0.0f ? -x : x);
+        float s = 1.0f / (1.0f + e);
+        return x >= 0.0f ? s : e * s;
+    }
+    """
+    float fastbp_expf(float x) noexcept nogil
+    float fastbp_sigmoidf(float x) noexcept nogil
+
+
 cdef inline floating _exp(floating x) noexcept nogil:
     if floating is float:
-        return expf(x)
+        return fastbp_expf(x)
     else:
         return exp(x)
 
 
 cdef inline floating _sigmoid(floating x) noexcept nogil:
-    """1 / (1 + exp(-x)), never overflowing: exp is only taken of a non-positive number."""
+    """1 / (1 + exp(-x)), never overflowing: exp is only taken of -|x|."""
     cdef floating e
-    if x >= 0:
-        return 1 / (1 + _exp(-x))
-    e = _exp(x)
-    return e / (1 + e)
+    if floating is float:
+        return fastbp_sigmoidf(x)
+    e = exp(-x if x >= 0 else x)
+    return 1 / (1 + e) if x >= 0 else e / (1 + e)
 
 
 cdef inline void bias_activation_block(floating* out, Py_ssize_t ld, const floating* b,

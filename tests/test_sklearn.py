@@ -436,7 +436,7 @@ def test_verbose(digits64, capsys):
     assert "Iteration 1, loss = " in capsys.readouterr().out
 
 
-def test_fastbp_imports_without_sklearn():
+def test_fastbp_imports_without_sklearn(tmp_path):
     code = (
         "import sys; sys.modules['sklearn'] = None\n"
         "import fastbp\n"
@@ -447,4 +447,5 @@ def test_fastbp_imports_without_sklearn():
         "else:\n"
         "    raise AssertionError('no ImportError')\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # From another folder: the repository's root holds an unbuilt source tree in CI.
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
