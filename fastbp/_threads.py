@@ -10,6 +10,8 @@ import numbers
 from fastbp._openmp_helpers import openmp_enabled, openmp_max_threads
 
 _num_threads = None
+# The kernels take the count as a C int; more threads than this is never meaningful.
+MAX_THREADS = 4096
 
 
 def set_num_threads(n):
@@ -26,8 +28,9 @@ def set_num_threads(n):
     if n is not None:
         if isinstance(n, bool) or not isinstance(n, numbers.Integral):
             raise TypeError(f"n must be a positive int or None, got {type(n).__name__} {n!r}")
-        if n < 1:
-            raise ValueError(f"n must be a positive number of threads or None, got {n}")
+        if n < 1 or n > MAX_THREADS:
+            raise ValueError(f"n must be a number of threads in [1, {MAX_THREADS}] or None, "
+                             f"got {n}")
         n = int(n)
     _num_threads = n
 

@@ -12,6 +12,8 @@ import numpy as np
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# BLAS (LP64, as SciPy's) takes dimensions as C int.
+BLAS_INT_MAX = 2**31 - 1
 
 
 def check_activation(activation, name="activation"):
@@ -41,6 +43,9 @@ def check_array(name, X, ndim):
     if X.ndim != ndim:
         shape = "(n_samples, n_features)" if ndim == 2 else "(n_features,)"
         raise ValueError(f"{name} must be {ndim}-D with shape {shape}, got shape {X.shape}")
+    if any(d > BLAS_INT_MAX for d in X.shape):
+        raise ValueError(f"{name} has shape {X.shape}: BLAS takes at most {BLAS_INT_MAX} "
+                         "rows or columns per dimension; split the batch")
     return np.ascontiguousarray(X)
 
 

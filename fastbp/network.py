@@ -9,7 +9,8 @@ Memory layout, chosen so that a compiled loop can later run whole epochs: all we
 and then all biases live in one flat parameter vector (``weights`` and ``biases`` are
 views into it), gradients in a second vector of the same layout, optimiser state in
 vectors of that size, and every per-batch activation and error in a workspace
-allocated once per batch size. A training step allocates nothing but a few indices.
+allocated once per fit. The compiled engine (backend "cython") allocates nothing per
+batch; the NumPy baseline allocates what idiomatic NumPy does (a temporary per layer).
 """
 
 import numbers
@@ -25,7 +26,7 @@ import numpy as np
 from scipy.linalg import blas as scipy_blas
 
 from fastbp._backends import get_backend
-from fastbp._threads import get_num_threads
+from fastbp._threads import MAX_THREADS, get_num_threads
 from fastbp._validation import ACTIVATIONS, check_activation
 from fastbp.engine import CompiledTrainer, batches_per_chunk
 from fastbp.losses import OUTPUTS, check_loss, loss_sum, output_error
@@ -51,6 +52,13 @@ def _check_positive_int(name, value, allow_none=False):
     return int(value)
 
 
+def _check_thread_count(n_threads):
+    n_threads = _check_positive_int("n_threads", n_threads)
+    if n_threads > MAX_THREADS:
+        raise ValueError(f"n_threads must be at most {MAX_THREADS}, got {n_threads}")
+    return n_threads
+
+
 def _check_nonnegative(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) \
             or value < 0:
@@ -61,7 +69,9 @@ def _check_nonnegative(name, value):
 def _all_finite(X):
     """No NaN or inf in X. A finite sum proves it without a boolean temporary the size of
     X; only an infinite or NaN sum (or an overflowing one) needs the elementwise check."""
-    return bool(np.isfinite(X.sum())) or bool(np.isfinite(X).all())
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = X.sum()
+    return bool(np.isfinite(total)) or bool(np.isfinite(X).all())
 
 
 class _Workspace:
@@ -501,7 +511,6 @@ class Network:
             raise TypeError(f"resume must be True or False, got {resume!r}")
         if resume and self._optimizer is not None:
             opt = self._optimizer.resumed_as(opt)
-        self._optimizer = opt
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_val, Y_val)")
@@ -518,11 +527,13 @@ class Network:
                 history["val_accuracy"] = []
 
         if self._backend.name == "cython":
-            n_threads = get_num_threads() if n_threads is None else _check_positive_int(
-                "n_threads", n_threads)
+            n_threads = get_num_threads() if n_threads is None else _check_thread_count(
+                n_threads)
             trainer = CompiledTrainer(self, X, T, labels, batch, opt, n_threads)
         else:
             trainer = _PythonTrainer(self, X, T, labels, batch, opt)
+        # Every argument is checked: from here on this fit's optimiser is the network's.
+        self._optimizer = opt
         n_batches = -(-n // batch)
         chunk = batches_per_chunk(self.sizes, batch)
         order = np.arange(n, dtype=np.int64)
@@ -553,6 +564,9 @@ class Network:
                             diverged_at = last - 1
                         if diverged_at is not None:
                             self._params[...] = snapshot
+                            # The optimiser state (velocity, Adam moments) went through
+                            # the diverging steps too: a later resume starts afresh.
+                            self._optimizer = None
                             raise FloatingPointError(_divergence_message(
                                 epoch, diverged_at, n_batches, opt.learning_rate))
                         total_loss += chunk_loss
@@ -646,6 +660,11 @@ class Network:
                 np.savez(f, **arrays)
                 f.flush()
                 os.fsync(f.fileno())
+            # mkstemp creates the file private (0600); give it the mode a plain open()
+            # would have, under the user's umask.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -692,6 +711,18 @@ class Network:
         if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or len(sizes) < 2 or (sizes < 1).any():
             raise ValueError(f"{path!r}: sizes must be a list of >= 2 positive ints, got {sizes!r}")
         bias = scalar("bias", "b")
+        # The arrays' recorded shapes must match sizes before anything is allocated:
+        # hand-edited sizes must not make load allocate what the file does not hold.
+        for l in range(len(sizes) - 1):
+            expected_shapes = {f"W{l}": (int(sizes[l + 1]), int(sizes[l]))}
+            if bias:
+                expected_shapes[f"b{l}"] = (int(sizes[l + 1]),)
+            for key, shape in expected_shapes.items():
+                if key not in archive.files:
+                    raise ValueError(f"{path!r}: missing array {key!r}")
+                if archive[key].shape != shape:
+                    raise ValueError(f"{path!r}: {key} must have shape {shape} for sizes "
+                                     f"{sizes.tolist()}, got {archive[key].shape}")
         try:
             net = cls(sizes.tolist(), activation=scalar("activation", "U"),
                       output=scalar("output", "U"), loss=scalar("loss", "U"),
@@ -767,7 +798,8 @@ class _PythonTrainer:
 
 
 def _divergence_message(epoch, batch, n_batches, learning_rate):
-    restored = f"the end of epoch {epoch}" if epoch > 0 else "their initial values"
+    restored = (f"the end of epoch {epoch}" if epoch > 0
+                else "their values at the start of this fit")
     return (f"training diverged in epoch {epoch + 1}, batch {batch + 1} of {n_batches}: the "
             f"loss or the parameters became NaN or inf. The parameters were restored to "
             f"{restored}. Try a smaller learning_rate (it was {learning_rate:g}).")

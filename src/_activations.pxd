@@ -118,13 +118,14 @@ cdef inline void bias_activation_block(floating* out, Py_ssize_t ld, const float
                 else:
                     row[j] = tanh(row[j])
         elif activation == RELU:
+            # Written so that NaN passes through (as np.maximum does): v <= 0 is false.
             for j in range(c0, c1):
                 v = row[j]
-                row[j] = v if v > 0 else 0
+                row[j] = 0 if v <= 0 else v
         elif activation == LEAKY_RELU:
             for j in range(c0, c1):
                 v = row[j]
-                row[j] = v if v > 0 else slope * v
+                row[j] = slope * v if v <= 0 else v
         elif activation == SOFTMAX:
             if c1 <= c0:
                 continue
@@ -169,11 +170,12 @@ cdef inline void derivative_product_block(floating* out, const floating* G, cons
                 a = A[j]
                 out[j] = G[j] * (1 - a * a)
         elif activation == RELU:
+            # A product, not a select, so that NaN/inf in G stay visible (as G * (A > 0)).
             for j in range(o + c0, o + c1):
-                out[j] = G[j] if A[j] > 0 else 0
+                out[j] = G[j] * (1 if A[j] > 0 else 0)
         elif activation == LEAKY_RELU:
             for j in range(o + c0, o + c1):
-                out[j] = G[j] if A[j] > 0 else slope * G[j]
+                out[j] = G[j] * (1 if A[j] > 0 else slope)
         elif activation == SOFTMAX:
             s = 0
             for j in range(o + c0, o + c1):

@@ -258,7 +258,17 @@ cdef inline bint _plain(object x, int ndim, int typenum):
         return False
     a = <cnp.ndarray> x
     return (cnp.PyArray_NDIM(a) == ndim and cnp.PyArray_TYPE(a) == typenum
-            and cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a))
+            and cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a)
+            and cnp.PyArray_ISNOTSWAPPED(a) and _dims_fit_blas(a))
+
+
+cdef inline bint _dims_fit_blas(cnp.ndarray a):
+    """Every dimension fits BLAS's int (larger ones get the checked path's error)."""
+    cdef int d
+    for d in range(cnp.PyArray_NDIM(a)):
+        if cnp.PyArray_DIM(a, d) > 2147483647:
+            return False
+    return True
 
 
 cdef inline int _float_type(object x):

@@ -1055,9 +1055,10 @@ def test_set_num_threads_none_restores_the_openmp_default(restore_num_threads):
 
 
 @pytest.mark.parametrize(("value", "exc", "match"), [
-    (0, ValueError, r"positive number of threads.*got 0"),
-    (-1, ValueError, r"positive number of threads.*got -1"),
-    (np.int32(-4), ValueError, r"positive"),
+    (0, ValueError, r"number of threads in \[1, 4096\].*got 0"),
+    (-1, ValueError, r"number of threads in \[1, 4096\].*got -1"),
+    (np.int32(-4), ValueError, r"number of threads"),
+    (2**31, ValueError, r"number of threads in \[1, 4096\].*got 2147483648"),
     (1.0, TypeError, r"n must be a positive int or None.*float"),
     ("2", TypeError, r"n must be a positive int or None.*str"),
     (True, TypeError, r"n must be a positive int or None.*bool"),
@@ -1102,3 +1103,29 @@ def test_thread_count_does_not_change_results(dtype, name, activation, shape, rn
     assert_array_equal(results[2], results[1])
     assert_array_equal(results[3], results[1])
     assert_allclose(results[2], getattr(reference, name)(*args), **tol(dtype))
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_byte_swapped_arrays_are_rejected_not_misread(module):
+    """A non-native byte order is a different dtype: a clear TypeError, never garbage."""
+    rng = np.random.default_rng(0)
+    A = rng.random((3, 4)).astype(">f4")
+    W = rng.random((2, 4)).astype(">f4")
+    with pytest.raises(TypeError, match="A_prev must have dtype float32 or float64"):
+        module.dense_forward(A, W, None)
+    out = np.empty((3, 2), ">f4")
+    with pytest.raises((TypeError, ValueError), match="dtype"):
+        module.dense_forward(A.astype(np.float32), W.astype(np.float32), None, out=out)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_relu_passes_nan_through_like_numpy(activation):
+    Z = np.array([[np.nan, 1.0, -2.0, np.inf, -np.inf]])
+    eye = np.eye(5)
+    G = np.array([[np.nan, 1.0, np.inf, 2.0, np.nan]])
+    A = np.array([[0.0, 1.0, 0.0, -1.0, 3.0]])
+    with np.errstate(invalid="ignore"):  # NumPy's own warnings about inf * 0
+        np.testing.assert_array_equal(kernels.dense_forward(Z, eye, None, activation),
+                                      reference.dense_forward(Z, eye, None, activation))
+        np.testing.assert_array_equal(kernels.activation_backward(G, A, activation),
+                                      reference.activation_backward(G, A, activation))

@@ -1335,3 +1335,67 @@ def test_check_input_false_skips_only_the_nan_scan(backend):
         net.fit(X[:, :3], y, check_input=False)
     with pytest.raises(TypeError, match="check_input"):
         net.fit(X, y, check_input="no")
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_divergence_drops_the_optimiser_state_so_resume_starts_afresh(backend):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5)).astype(np.float32)
+    Y = X @ rng.standard_normal((5, 2)).astype(np.float32)
+    net = Network([5, 8, 2], activation="tanh", output="identity", loss="mse", seed=0,
+                  backend=backend)
+    net.fit(X, Y, epochs=2, learning_rate=0.01, momentum=0.9)
+    with pytest.raises(FloatingPointError):
+        net.fit(X, Y, epochs=20, learning_rate=1e3, momentum=0.9, resume=True)
+    assert net._optimizer is None
+    history = net.fit(X, Y, epochs=3, learning_rate=0.01, momentum=0.9, resume=True)
+    assert np.isfinite(history["loss"]).all()
+
+
+def test_a_fit_rejected_by_its_checks_keeps_the_previous_optimiser():
+    rng = np.random.default_rng(0)
+    X = rng.random((20, 4))
+    y = rng.integers(0, 3, 20)
+    net = Network([4, 5, 3], output="softmax", loss="cross_entropy", seed=0)
+    net.fit(X, y, optimizer="adam")
+    adam = net._optimizer
+    with pytest.raises(ValueError, match="validation_data"):
+        net.fit(X, y, optimizer="sgd", validation_data=(X,))
+    assert net._optimizer is adam
+    net.fit(X, y, optimizer="adam", resume=True)  # still resumable
+
+
+def test_fit_rejects_absurd_thread_counts():
+    net = Network([4, 3], output="softmax", loss="cross_entropy", seed=0)
+    with pytest.raises(ValueError, match="n_threads must be at most"):
+        net.fit(np.zeros((4, 4)), np.zeros(4, dtype=int), n_threads=2**31)
+
+
+def test_large_finite_inputs_are_accepted_without_warnings():
+    X = np.full((4, 3), 3e38, np.float32)
+    net = Network([3, 2], output="identity", loss="mse", seed=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net.forward(X)
+
+
+def test_load_checks_the_arrays_against_sizes_before_allocating(tmp_path):
+    path = Network([4, 3, 2], seed=0).save(tmp_path / "model.npz")
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    arrays["sizes"] = np.array([10**7, 10**7, 2])
+    edited = tmp_path / "edited.npz"
+    np.savez(edited, **arrays)
+    with pytest.raises(ValueError, match="W0 must have shape"):
+        Network.load(edited)
+
+
+def test_saved_model_gets_the_usual_file_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = Network([4, 3, 2], seed=0).save(tmp_path / "model.npz")
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o644
