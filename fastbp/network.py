@@ -348,11 +348,11 @@ class Network:
         """
         n = X.shape[0]
         rows = min(n, BLOCK_ROWS)
-        ws = _Workspace(self.sizes, rows, self.dtype)
+        outputs = [np.empty((rows, k), self.dtype) for k in self.sizes[1:]]
         for start in range(0, n, rows):
             stop = min(start + rows, n)
-            acts, _, _, _ = ws.view(stop - start)
-            acts[0][...] = X[start:stop]
+            # X is C-contiguous: its rows are the block's input as they are.
+            acts = [X[start:stop]] + [A[:stop - start] for A in outputs]
             yield start, stop, self._forward(acts)
 
     def forward(self, X):
@@ -505,12 +505,10 @@ class Network:
         if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; valid optimizers are "
                              f"{', '.join(OPTIMIZERS)}")
-        opt = make_optimizer(optimizer, self._params, learning_rate, momentum, nesterov,
-                             beta1, beta2, eps)
         if not isinstance(resume, (bool, np.bool_)):
             raise TypeError(f"resume must be True or False, got {resume!r}")
-        if resume and self._optimizer is not None:
-            opt = self._optimizer.resumed_as(opt)
+        opt = make_optimizer(optimizer, self._params, learning_rate, momentum, nesterov,
+                             beta1, beta2, eps, previous=self._optimizer if resume else None)
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_val, Y_val)")

@@ -6,6 +6,7 @@ operations with no per-layer Python loop and no allocation: exactly what a compi
 loop would do. The update rules follow scikit-learn's SGD and Adam optimisers.
 """
 
+import copy
 import numbers
 
 import numpy as np
@@ -36,12 +37,6 @@ class SGD:
         self.momentum = _check_real("momentum", momentum, 0, 1)
         self.nesterov = bool(nesterov)
         self.velocity = np.zeros_like(params) if self.momentum > 0 else None
-
-    def resumed_as(self, new):
-        """``new`` (same kind, maybe another learning rate) carrying on this one's state."""
-        _check_resumable(self, new, ("momentum", "nesterov"))
-        new.velocity = self.velocity
-        return new
 
     def step(self, params, grads):
         lr = params.dtype.type(self.learning_rate)
@@ -79,12 +74,6 @@ class Adam:
         self.scratch = np.empty_like(params)
         self.t = 0
 
-    def resumed_as(self, new):
-        """``new`` (same kind, maybe another learning rate) carrying on this one's state."""
-        _check_resumable(self, new, ("beta1", "beta2", "eps"))
-        new.m, new.v, new.scratch, new.t = self.m, self.v, self.scratch, self.t
-        return new
-
     def step(self, params, grads):
         self.t += 1
         dt = params.dtype.type
@@ -106,28 +95,41 @@ class Adam:
         params += s
 
 
-def _check_resumable(old, new, fixed):
-    if type(old) is not type(new):
-        raise ValueError(f"resume=True continues the previous fit's {old.name!r} optimiser; "
-                         f"got optimizer={new.name!r}")
-    for name in fixed:
-        if getattr(old, name) != getattr(new, name):
-            raise ValueError(f"resume=True keeps the optimiser's {name}="
-                             f"{getattr(old, name)!r}; got {name}={getattr(new, name)!r}")
+# The hyper-parameters a resumed optimiser must keep (its state was built with them).
+FIXED_ON_RESUME = {"sgd": ("momentum", "nesterov"), "adam": ("beta1", "beta2", "eps")}
 
 
 def make_optimizer(name, params, learning_rate, momentum=0.0, nesterov=False,
-                   beta1=0.9, beta2=0.999, eps=1e-8):
+                   beta1=0.9, beta2=0.999, eps=1e-8, previous=None):
     """The optimiser ``name``; every hyper-parameter is checked, used by it or not
-    (as scikit-learn does), so a typo never passes silently."""
+    (as scikit-learn does), so a typo never passes silently.
+
+    With ``previous`` (fit(resume=True)), a copy of it that shares its state (velocity,
+    Adam moments and step count) and takes the new learning rate: no new state is
+    allocated. Its other hyper-parameters must be unchanged.
+    """
     _check_real("momentum", momentum, 0, 1)
     _check_real("beta1", beta1, 0, 1)
     _check_real("beta2", beta2, 0, 1)
     _check_real("eps", eps, 0, low_open=True)
     if not isinstance(nesterov, (bool, np.bool_)):
         raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; valid optimizers are "
+                         f"{', '.join(OPTIMIZERS)}")
+    if previous is not None:
+        if previous.name != name:
+            raise ValueError(f"resume=True continues the previous fit's {previous.name!r} "
+                             f"optimiser; got optimizer={name!r}")
+        given = {"momentum": float(momentum), "nesterov": bool(nesterov),
+                 "beta1": float(beta1), "beta2": float(beta2), "eps": float(eps)}
+        for key in FIXED_ON_RESUME[name]:
+            if getattr(previous, key) != given[key]:
+                raise ValueError(f"resume=True keeps the optimiser's {key}="
+                                 f"{getattr(previous, key)!r}; got {key}={given[key]!r}")
+        resumed = copy.copy(previous)
+        resumed.learning_rate = _check_real("learning_rate", learning_rate, 0, low_open=True)
+        return resumed
     if name == "sgd":
         return SGD(params, learning_rate, momentum, nesterov)
-    if name == "adam":
-        return Adam(params, learning_rate, beta1, beta2, eps)
-    raise ValueError(f"unknown optimizer {name!r}; valid optimizers are {', '.join(OPTIMIZERS)}")
+    return Adam(params, learning_rate, beta1, beta2, eps)
