@@ -75,7 +75,7 @@ def _all_finite(X):
 
 
 class _Workspace:
-    """Every buffer one training step or forward block needs, for up to ``rows`` samples."""
+    """Every buffer one training step needs, for up to ``rows`` samples."""
 
     def __init__(self, sizes, rows, dtype):
         self.rows = rows
@@ -84,12 +84,11 @@ class _Workspace:
         # acts[l] is the output of layer l (acts[0] is the input); deltas[l] its error.
         self.acts = [self.X] + [np.empty((rows, k), dtype) for k in sizes[1:]]
         self.deltas = [None] + [np.empty((rows, k), dtype) for k in sizes[1:]]
-        self.scratch = np.empty((rows, sizes[-1]), dtype)
 
     def view(self, m):
         """The buffers cut to the first m rows (still C-contiguous)."""
         return ([a[:m] for a in self.acts], [None] + [d[:m] for d in self.deltas[1:]],
-                self.Y[:m], self.scratch[:m])
+                self.Y[:m])
 
 
 class Network:
@@ -426,7 +425,7 @@ class Network:
         T, _ = self._check_Y(Y, X.shape[0])
         n = X.shape[0]
         ws = _Workspace(self.sizes, n, self.dtype)
-        acts, deltas, Tb, _ = ws.view(n)
+        acts, deltas, Tb = ws.view(n)
         acts[0][...] = X
         Tb[...] = T
         self._backprop(acts, deltas, Tb, n)
@@ -776,7 +775,7 @@ class _PythonTrainer:
         for bi in range(first, last):
             start = bi * batch
             m = min(batch, X.shape[0] - start)
-            acts, deltas, Tb, _ = self.workspace.view(m)
+            acts, deltas, Tb = self.workspace.view(m)
             if order is not None:
                 idx = order[start:start + m]
                 np.take(X, idx, axis=0, out=acts[0])

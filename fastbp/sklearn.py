@@ -516,7 +516,7 @@ class _BaseMLP(BaseEstimator):
         n = X.shape[0]
         net.l2 = self.alpha / n
         workspace = _Workspace(net.sizes, n, net.dtype)
-        acts, deltas, T, _ = workspace.view(n)
+        acts, deltas, T = workspace.view(n)
         acts[0][...] = X
         T[...] = Y
         params, grads = net._params, net._grads
