@@ -7,6 +7,8 @@ number of cores.
 
 import numbers
 
+from fastbp import _validation
+
 from fastbp._openmp_helpers import openmp_enabled, openmp_max_threads
 
 _num_threads = None
@@ -40,3 +42,10 @@ def get_num_threads():
     if not openmp_enabled():
         return 1
     return _num_threads if _num_threads is not None else openmp_max_threads()
+
+
+def check_thread_count(n_threads):
+    n_threads = _validation.check_positive_int("n_threads", n_threads)
+    if n_threads > MAX_THREADS:
+        raise ValueError(f"n_threads must be at most {MAX_THREADS}, got {n_threads}")
+    return n_threads

@@ -176,3 +176,30 @@ def check_weight_gradient(delta, A_prev, out, bias_out, scale, accumulate):
         if out is not None and np.may_share_memory(out, bias_out):
             raise ValueError("bias_out overlaps out; they must be separate arrays")
     return delta, A_prev, shape, dtype, scale, accumulate
+
+
+# ----- Network and fit arguments ------------------------------------------------
+
+def check_positive_int(name, value, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def check_nonnegative(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) \
+            or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def all_finite(X):
+    """No NaN or inf in X. A finite sum proves it without a boolean temporary the size of
+    X; only an infinite or NaN sum (or an overflowing one) needs the elementwise check."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = X.sum()
+    return bool(np.isfinite(total)) or bool(np.isfinite(X).all())

@@ -13,65 +13,23 @@ allocated once per fit. The compiled engine (backend "cython") allocates nothing
 batch; the NumPy baseline allocates what idiomatic NumPy does (a temporary per layer).
 """
 
-import numbers
-import os
-import signal
-import tempfile
-import threading
-import time
-import zipfile
-import zlib
-
 import numpy as np
 from scipy.linalg import blas as scipy_blas
 
 from fastbp._backends import get_backend
-from fastbp._threads import MAX_THREADS, get_num_threads
-from fastbp._validation import ACTIVATIONS, check_activation
-from fastbp.engine import CompiledTrainer, batches_per_chunk
+from fastbp import persistence, training
+from fastbp._validation import (
+    all_finite, check_activation, check_nonnegative, check_positive_int,
+)
 from fastbp.losses import OUTPUTS, check_loss, loss_sum, output_error
-from fastbp.optimizers import OPTIMIZERS, make_optimizer
 
 __all__ = ["Network", "gradient_check", "INITS"]
 
 INITS = ("auto", "uniform", "normal", "xavier", "he")
 DTYPES = ("float32", "float64")
-FORMAT_VERSION = 1
 
 # Rows per block in forward/predict/evaluate/loss: bounds the memory of large inputs.
 BLOCK_ROWS = 4096
-
-
-def _check_positive_int(name, value, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return int(value)
-
-
-def _check_thread_count(n_threads):
-    n_threads = _check_positive_int("n_threads", n_threads)
-    if n_threads > MAX_THREADS:
-        raise ValueError(f"n_threads must be at most {MAX_THREADS}, got {n_threads}")
-    return n_threads
-
-
-def _check_nonnegative(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) \
-            or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _all_finite(X):
-    """No NaN or inf in X. A finite sum proves it without a boolean temporary the size of
-    X; only an infinite or NaN sum (or an overflowing one) needs the elementwise check."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = X.sum()
-    return bool(np.isfinite(total)) or bool(np.isfinite(X).all())
 
 
 class _Workspace:
@@ -138,7 +96,7 @@ class Network:
                  seed=None, backend="cython"):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
             raise ValueError(f"sizes must be a list of at least 2 layer widths, got {sizes!r}")
-        self.sizes = [_check_positive_int(f"sizes[{i}]", s) for i, s in enumerate(sizes)]
+        self.sizes = [check_positive_int(f"sizes[{i}]", s) for i, s in enumerate(sizes)]
         self.activation = check_activation(activation, "activation")
         if not isinstance(output, str) or output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}; valid outputs are {', '.join(OUTPUTS)}")
@@ -148,8 +106,8 @@ class Network:
         if not isinstance(init, str) or init not in INITS:
             raise ValueError(f"unknown init {init!r}; valid inits are {', '.join(INITS)}")
         self.init = init
-        self.init_scale = _check_nonnegative("init_scale", init_scale)
-        self.l2 = _check_nonnegative("l2", l2)
+        self.init_scale = check_nonnegative("init_scale", init_scale)
+        self.l2 = check_nonnegative("l2", l2)
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"bias must be True or False, got {bias!r}")
         self.bias = bool(bias)
@@ -273,7 +231,7 @@ class Network:
         if X.shape[0] == 0:
             raise ValueError(f"{name} has no rows (shape {X.shape})")
         X = np.ascontiguousarray(X, dtype=self.dtype)
-        if check_finite and not _all_finite(X):
+        if check_finite and not all_finite(X):
             raise ValueError(f"{name} contains NaN or inf")
         return X
 
@@ -309,7 +267,7 @@ class Network:
             raise ValueError(f"{name} must have shape ({n}, {k}) (or integer labels ({n},)), "
                              f"got {Y.shape}")
         T = np.ascontiguousarray(Y, dtype=self.dtype)
-        if check_finite and not _all_finite(T):
+        if check_finite and not all_finite(T):
             raise ValueError(f"{name} contains NaN or inf")
         return T, self._labels_of(T)
 
@@ -493,102 +451,12 @@ class Network:
             network holds the last completed batch's parameters, ``net.history`` the
             completed epochs, and the interrupt propagates.
         """
-        if not isinstance(check_input, (bool, np.bool_)):
-            raise TypeError(f"check_input must be True or False, got {check_input!r}")
-        X = self._check_X(X, check_finite=check_input)
-        T, labels = self._check_Y(Y, X.shape[0], check_finite=check_input)
-        epochs = _check_positive_int("epochs", epochs)
-        n = X.shape[0]
-        batch_size = _check_positive_int("batch_size", batch_size, allow_none=True)
-        batch = n if batch_size is None else min(batch_size, n)
-        if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; valid optimizers are "
-                             f"{', '.join(OPTIMIZERS)}")
-        if not isinstance(resume, (bool, np.bool_)):
-            raise TypeError(f"resume must be True or False, got {resume!r}")
-        opt = make_optimizer(optimizer, self._params, learning_rate, momentum, nesterov,
-                             beta1, beta2, eps, previous=self._optimizer if resume else None)
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (X_val, Y_val)")
-            X_val = self._check_X(validation_data[0], "validation_data[0]")
-            T_val, labels_val = self._check_Y(validation_data[1], X_val.shape[0],
-                                              "validation_data[1]")
-
-        history = {"loss": [], "seconds": []}
-        if labels is not None:
-            history["accuracy"] = []
-        if validation_data is not None:
-            history["val_loss"] = []
-            if labels_val is not None:
-                history["val_accuracy"] = []
-
-        if self._backend.name == "cython":
-            n_threads = get_num_threads() if n_threads is None else _check_thread_count(
-                n_threads)
-            trainer = CompiledTrainer(self, X, T, labels, batch, opt, n_threads)
-        else:
-            trainer = _PythonTrainer(self, X, T, labels, batch, opt)
-        # Every argument is checked: from here on this fit's optimiser is the network's.
-        self._optimizer = opt
-        n_batches = -(-n // batch)
-        chunk = batches_per_chunk(self.sizes, batch)
-        order = np.arange(n, dtype=np.int64)
-        # Parameters at the end of the last finite epoch: what divergence restores.
-        snapshot = self._params.copy()
-        self.history = history
-        # Overflow is detected and reported as divergence below; NumPy's warnings about it
-        # (backend="numpy") would only repeat that.
-        with trainer, _DeferredInterrupt() as interrupt, np.errstate(over="ignore",
-                                                                      invalid="ignore"):
-            for epoch in range(epochs):
-                start_time = time.perf_counter()
-                snapshot[...] = self._params
-                if shuffle:
-                    order[...] = self._epoch_order(n)
-                bar = _progress_bar(n, epoch, epochs) if verbose else None
-                try:
-                    total_loss, correct = 0.0, 0
-                    for first in range(0, n_batches, chunk):
-                        last = min(first + chunk, n_batches)
-                        chunk_loss, chunk_correct, diverged_at = trainer.run(
-                            order if shuffle else None, first, last)
-                        # A batch's loss is checked before its update; parameters that an
-                        # update made non-finite show in the next batch's loss, or here
-                        # after the epoch's last batch.
-                        if (diverged_at is None and last == n_batches
-                                and not _all_finite(self._params)):
-                            diverged_at = last - 1
-                        if diverged_at is not None:
-                            self._params[...] = snapshot
-                            # The optimiser state (velocity, Adam moments) went through
-                            # the diverging steps too: a later resume starts afresh.
-                            self._optimizer = None
-                            raise FloatingPointError(_divergence_message(
-                                epoch, diverged_at, n_batches, opt.learning_rate))
-                        total_loss += chunk_loss
-                        correct += chunk_correct
-                        if bar is not None:
-                            bar.update(min(last * batch, n) - first * batch)
-                        # Ctrl-C is honoured here, between chunks: every batch trained so
-                        # far is complete, so the network is consistent.
-                        interrupt.raise_if_pending()
-                finally:
-                    if bar is not None:
-                        bar.close()
-                history["loss"].append(total_loss / n + self._l2_term())
-                if labels is not None:
-                    history["accuracy"].append(correct / n)
-                if validation_data is not None:
-                    val_total, val_correct = self._data_loss_and_correct(X_val, T_val,
-                                                                         labels_val)
-                    history["val_loss"].append(val_total / X_val.shape[0] + self._l2_term())
-                    if labels_val is not None:
-                        history["val_accuracy"].append(val_correct / X_val.shape[0])
-                history["seconds"].append(time.perf_counter() - start_time)
-                if verbose:
-                    print(f"epoch {epoch + 1}/{epochs}: {_summary(history)}", flush=True)
-        return history
+        return training.fit(self, X, Y, epochs=epochs, batch_size=batch_size,
+                            learning_rate=learning_rate, optimizer=optimizer,
+                            momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2,
+                            eps=eps, shuffle=shuffle, validation_data=validation_data,
+                            verbose=verbose, n_threads=n_threads, resume=resume,
+                            check_input=check_input)
 
     def _epoch_order(self, n):
         """The order of one shuffled epoch's samples.
@@ -635,219 +503,17 @@ class Network:
         flag, weights and biases. It is written to a temporary file in the same folder
         and renamed over ``path``, so a crash never leaves a half-written model.
         """
-        path = os.fspath(path)
-        arrays = {
-            "format_version": np.array(FORMAT_VERSION),
-            "sizes": np.array(self.sizes, dtype=np.int64),
-            "activation": np.array(self.activation),
-            "output": np.array(self.output),
-            "loss": np.array(self.loss_name),
-            "dtype": np.array(self.dtype.name),
-            "l2": np.array(self.l2),
-            "bias": np.array(self.bias),
-        }
-        for l in range(self.n_layers):
-            arrays[f"W{l}"] = self.weights[l]
-            if self.bias:
-                arrays[f"b{l}"] = self.biases[l]
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".npz.tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            # mkstemp creates the file private (0600); give it the mode a plain open()
-            # would have, under the user's umask.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        return persistence.save(self, path)
 
     @classmethod
     def load(cls, path, backend="cython"):
         """Read a network written by :meth:`save`; raise ValueError on anything malformed."""
-        try:
-            archive = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path!r} is not a readable fastbp model file: {exc}") from exc
-        if not hasattr(archive, "files"):
-            raise ValueError(f"{path!r} is a single .npy array, not a fastbp model archive")
-        with archive:
-            try:
-                return cls._from_archive(archive, path, backend)
-            except ValueError:
-                raise
-            except (KeyError, TypeError, IndexError, OSError, EOFError, zipfile.BadZipFile,
-                    zlib.error) as exc:
-                # Truncated or corrupted members (bad CRC, broken deflate stream) and
-                # missing entries: the file is damaged or was not written by save().
-                raise ValueError(f"{path!r} is not a valid fastbp model file: {exc!r}") from exc
-
-    @classmethod
-    def _from_archive(cls, archive, path, backend):
-        def scalar(key, kind):
-            value = archive[key]
-            if value.shape != () or value.dtype.kind not in kind:
-                raise ValueError(f"{path!r}: {key!r} must be a scalar of kind {kind!r}, "
-                                 f"got shape {value.shape} dtype {value.dtype}")
-            return value.item()
-
-        version = scalar("format_version", "iu")
-        if version != FORMAT_VERSION:
-            raise ValueError(f"{path!r} has format version {version}; this fastbp reads "
-                             f"version {FORMAT_VERSION}")
-        sizes = archive["sizes"]
-        if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or len(sizes) < 2 or (sizes < 1).any():
-            raise ValueError(f"{path!r}: sizes must be a list of >= 2 positive ints, got {sizes!r}")
-        bias = scalar("bias", "b")
-        # The arrays' recorded shapes must match sizes before anything is allocated:
-        # hand-edited sizes must not make load allocate what the file does not hold.
-        for l in range(len(sizes) - 1):
-            expected_shapes = {f"W{l}": (int(sizes[l + 1]), int(sizes[l]))}
-            if bias:
-                expected_shapes[f"b{l}"] = (int(sizes[l + 1]),)
-            for key, shape in expected_shapes.items():
-                if key not in archive.files:
-                    raise ValueError(f"{path!r}: missing array {key!r}")
-                if archive[key].shape != shape:
-                    raise ValueError(f"{path!r}: {key} must have shape {shape} for sizes "
-                                     f"{sizes.tolist()}, got {archive[key].shape}")
-        try:
-            net = cls(sizes.tolist(), activation=scalar("activation", "U"),
-                      output=scalar("output", "U"), loss=scalar("loss", "U"),
-                      l2=scalar("l2", "f"), bias=bias, dtype=scalar("dtype", "U"),
-                      seed=0, backend=backend)
-        except TypeError as exc:
-            raise ValueError(f"{path!r}: invalid network description: {exc}") from exc
-        expected = {f"W{l}": W for l, W in enumerate(net.weights)}
-        if bias:
-            expected.update({f"b{l}": b for l, b in enumerate(net.biases)})
-        unknown = set(archive.files) - set(expected) - {
-            "format_version", "sizes", "activation", "output", "loss", "dtype", "l2", "bias"}
-        if unknown:
-            raise ValueError(f"{path!r}: unexpected entries {sorted(unknown)}")
-        for key, target in expected.items():
-            value = archive[key]
-            if value.shape != target.shape or value.dtype != target.dtype:
-                raise ValueError(f"{path!r}: {key} must have shape {target.shape} and dtype "
-                                 f"{target.dtype}, got {value.shape} {value.dtype}")
-            if not np.isfinite(value).all():
-                raise ValueError(f"{path!r}: {key} contains NaN or inf")
-            target[...] = value
-        return net
+        return persistence.load(cls, path, backend)
 
     def __repr__(self):
         return (f"Network(sizes={self.sizes}, activation={self.activation!r}, "
                 f"output={self.output!r}, loss={self.loss_name!r}, l2={self.l2}, "
                 f"bias={self.bias}, dtype={self.dtype.name!r}, backend={self.backend!r})")
-
-
-class _PythonTrainer:
-    """Runs batches of an epoch as a Python loop over the backend's kernels (backend="numpy").
-
-    The same algorithm as the compiled engine, one kernel call per layer and batch.
-    """
-
-    def __init__(self, net, X, T, labels, batch_size, optimizer):
-        self.net, self.X, self.T, self.labels = net, X, T, labels
-        self.batch_size = batch_size
-        self.optimizer = optimizer
-        self.workspace = net._workspace(batch_size)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        pass
-
-    def run(self, order, first, last):
-        """Train batches [first, last); returns (summed loss, n_correct, diverged_at)."""
-        net, X, T, labels, batch = self.net, self.X, self.T, self.labels, self.batch_size
-        total_loss, correct = 0.0, 0
-        for bi in range(first, last):
-            start = bi * batch
-            m = min(batch, X.shape[0] - start)
-            acts, deltas, Tb = self.workspace.view(m)
-            if order is not None:
-                idx = order[start:start + m]
-                np.take(X, idx, axis=0, out=acts[0])
-                np.take(T, idx, axis=0, out=Tb)
-            else:
-                idx = slice(start, start + m)
-                acts[0][...] = X[idx]
-                Tb[...] = T[idx]
-            batch_loss, A_out = net._backprop(acts, deltas, Tb, m)
-            if not np.isfinite(batch_loss):
-                return total_loss, correct, bi
-            total_loss += batch_loss
-            if labels is not None:
-                correct += net._n_correct(A_out, labels[idx])
-            self.optimizer.step(net._params, net._grads)
-        return total_loss, correct, None
-
-
-def _divergence_message(epoch, batch, n_batches, learning_rate):
-    restored = (f"the end of epoch {epoch}" if epoch > 0
-                else "their values at the start of this fit")
-    return (f"training diverged in epoch {epoch + 1}, batch {batch + 1} of {n_batches}: the "
-            f"loss or the parameters became NaN or inf. The parameters were restored to "
-            f"{restored}. Try a smaller learning_rate (it was {learning_rate:g}).")
-
-
-class _DeferredInterrupt:
-    """Hold Ctrl-C (SIGINT) during fit until a point where the network is consistent.
-
-    Only in the main thread, and only if SIGINT has Python's default handler; elsewhere
-    it does nothing and the interrupt is raised wherever Python notices it.
-    """
-
-    def __enter__(self):
-        self.pending = False
-        self.previous = None
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self.previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def _handler(self, signum, frame):
-        self.pending = True
-
-    def raise_if_pending(self):
-        if self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        # An interrupt that arrived after the last check is not lost.
-        if self.pending and exc[0] is None:
-            raise KeyboardInterrupt
-
-
-def _progress_bar(n, epoch, epochs):
-    from tqdm.auto import tqdm
-
-    # The bar disappears when the epoch ends; a summary line per epoch stays.
-    return tqdm(total=n, desc=f"epoch {epoch + 1}/{epochs}", unit="samples", leave=False,
-                dynamic_ncols=True)
-
-
-def _summary(history):
-    parts = []
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        if key in history:
-            parts.append(f"{key} {history[key][-1]:.4f}")
-    parts.append(f"{history['seconds'][-1]:.2f}s")
-    return ", ".join(parts)
 
 
 def gradient_check(net, X, Y, eps=1e-6, max_params=None, seed=0):

@@ -13,6 +13,7 @@ import pytest
 
 import fastbp
 import fastbp.network
+import fastbp.training
 import fastbp.optimizers
 from fastbp import Network, gradient_check
 from fastbp.datasets import load_digits, load_fashion_mnist, one_hot
@@ -644,13 +645,13 @@ def optimizers_made(monkeypatch):
     """The optimiser objects fit creates (Adam counts its steps in ``t`` on both backends:
     the compiled engine hands its step count back)."""
     made = []
-    original = fastbp.network.make_optimizer
+    original = fastbp.training.make_optimizer
 
     def recording(*args, **kwargs):
         made.append(original(*args, **kwargs))
         return made[-1]
 
-    monkeypatch.setattr(fastbp.network, "make_optimizer", recording)
+    monkeypatch.setattr(fastbp.training, "make_optimizer", recording)
     return made
 
 
@@ -765,7 +766,7 @@ def test_training_in_chunks_equals_one_chunk(monkeypatch, digits64, backend, opt
     one, h_one = train()
     # 3 batches per chunk (the real chunks hold far more than these 13 batches).
     calls = []
-    monkeypatch.setattr(fastbp.network, "batches_per_chunk",
+    monkeypatch.setattr(fastbp.training, "batches_per_chunk",
                         lambda *args, **kwargs: calls.append(args) or 3)
     chunked, h_chunked = train()
     assert calls  # fit did chunk through the patched function
@@ -1399,3 +1400,15 @@ def test_saved_model_gets_the_usual_file_mode(tmp_path):
     finally:
         os.umask(old)
     assert os.stat(path).st_mode & 0o777 == 0o644
+
+
+def test_save_leaves_the_process_umask_alone(tmp_path, monkeypatch):
+    """Reading the umask means setting it for a moment, during which files other threads
+    create get the wrong mode: save must not touch it."""
+    def no_umask(mask):
+        raise AssertionError(f"save called os.umask({mask:#o})")
+
+    monkeypatch.setattr(os, "umask", no_umask)
+    path = Network([4, 3, 2], seed=0).save(tmp_path / "model.npz")
+    assert Network.load(path).sizes == [4, 3, 2]
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
