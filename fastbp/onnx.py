@@ -272,7 +272,7 @@ def _convert_regressor(scope, operator, container):
 
     for local, array in initializers:
         container.add_initializer(unique(local), proto_dtype, list(array.shape),
-                                  array.ravel().tolist())
+                                  array.ravel())
     for op, inputs, outputs, attrs in nodes:
         container.add_node(op, [unique(n) for n in inputs], [unique(n) for n in outputs],
                            name=scope.get_unique_operator_name(op), **attrs)
