@@ -284,6 +284,15 @@ def register_skl2onnx_converters(classifier_class, regressor_class):
     :mod:`fastbp.sklearn` calls this when skl2onnx is imported (or at once if it already
     is); there is no need to call it yourself.
 
+    Parameters
+    ----------
+    classifier_class : type
+        :class:`fastbp.sklearn.MLPClassifier`.
+    regressor_class : type
+        :class:`fastbp.sklearn.MLPRegressor`.
+
+    Notes
+    -----
     The classifier is converted by skl2onnx's own converter for scikit-learn's
     MLPClassifier (fastbp's estimator has the same fitted attributes), so the outputs
     are the same: ``label`` and ``probabilities`` (a ZipMap of them unless

@@ -888,7 +888,8 @@ def _register_onnx_converters():
         from fastbp.onnx import register_skl2onnx_converters
 
         register_skl2onnx_converters(MLPClassifier, MLPRegressor)
-    except Exception as exc:  # an incompatible skl2onnx must not break its own import
+    # Any failure: an incompatible skl2onnx must not break skl2onnx's own import.
+    except Exception as exc:  # noqa: BLE001
         warnings.warn(f"fastbp.sklearn could not register its skl2onnx converters ({exc!r}): "
                       f"skl2onnx.to_onnx will not convert fastbp's estimators",
                       RuntimeWarning, stacklevel=2)
