@@ -371,13 +371,14 @@ print(len(skl2onnx.to_onnx(clf, X[:1]).graph.node), len(skl2onnx.to_onnx(reg, X[
 
 
 @pytest.mark.parametrize("skl2onnx_first", [False, True])
-def test_registration_in_either_import_order(skl2onnx_first):
+def test_registration_in_either_import_order(skl2onnx_first, tmp_path):
     """After import fastbp.sklearn, skl2onnx converts its estimators whichever of the
     two is imported first; fastbp.sklearn alone imports neither skl2onnx nor onnx."""
     imports = ("import skl2onnx\nimport fastbp.sklearn" if skl2onnx_first
                else "import fastbp.sklearn")
     code = CONVERT.format(imports=imports, skl2onnx_imported_first=skl2onnx_first)
-    result = subprocess.run([sys.executable, "-W", "ignore", "-c", code],
+    # cwd: not the repository's root, whose unbuilt fastbp/ would shadow an installed one.
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=tmp_path,
                             env=dict(os.environ, PYTHONPATH=PACKAGE_PARENT),
                             capture_output=True, text=True, timeout=300,
                             check=False)
