@@ -29,7 +29,7 @@ def table(results):
     groups = {}
     for bench in results["benchmarks"]:
         groups.setdefault(bench["group"], {})[_impl_of(bench)] = bench
-    impls = ["fastbp", "numpy", "torch", "sklearn"]
+    impls = ["fastbp", "numpy", "torch", "sklearn", "onnxruntime"]
     present = [i for i in impls if any(i in g for g in groups.values())]
     notes = []
     lines = ["| benchmark | " + " | ".join(f"{i} median" for i in present)
@@ -47,6 +47,9 @@ def table(results):
         elif "fastbp" in group and "sklearn" in group:
             ratio = (f"{group['sklearn']['stats']['median'] / group['fastbp']['stats']['median']:.2f}"
                      " (sklearn / fastbp)")
+        elif "fastbp" in group and "onnxruntime" in group:
+            ratio = (f"{group['onnxruntime']['stats']['median'] / group['fastbp']['stats']['median']:.2f}"
+                     " (onnxruntime / fastbp)")
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {ratio} |")
         accuracies = {i: b["extra_info"]["test_accuracy"] for i, b in group.items()
                       if "test_accuracy" in b.get("extra_info", {})}

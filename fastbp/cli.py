@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastbp train`` (and ``fastbp info``).
+"""Command line: ``python -m fastbp train`` (and ``fastbp info``, ``fastbp export``).
 
 Trains an MLP on the bundled UCI digits by default, or on Fashion-MNIST / any folder
 of MNIST-format IDX files, shows progress, and ends with the test accuracy and time.
@@ -83,6 +83,15 @@ def build_parser():
                             "file (.png, .pdf, .svg; needs matplotlib: pip install fastbp[plot])")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     commands.add_parser("info", help="print how fastbp was built (OpenMP, BLAS, threads)")
+    export = commands.add_parser(
+        "export", help="convert a saved model (.npz) to ONNX",
+        description="Write a model saved by 'train --save' (or Network.save) as an ONNX "
+                    "file for ONNX Runtime and other ONNX tools (needs onnx: "
+                    'pip install "fastbp[onnx]").')
+    export.add_argument("model", help="the .npz model file")
+    export.add_argument("onnx_path", metavar="output", help="the .onnx file to write")
+    export.add_argument("--opset", type=_positive_int, default=None,
+                        help="ONNX opset version (default: fastbp.onnx.DEFAULT_OPSET, 17)")
     return parser
 
 
@@ -143,6 +152,20 @@ def train(args, out=None):
     return result
 
 
+def export(args, out=None):
+    """``fastbp export model.npz model.onnx``: load, convert, write."""
+    import fastbp
+    from fastbp import onnx as fastbp_onnx
+
+    out = sys.stdout if out is None else out
+    net = fastbp.Network.load(args.model)
+    model = fastbp_onnx.to_onnx(net, args.onnx_path, opset=args.opset)
+    print(f"{args.onnx_path}: ONNX opset {model.opset_import[0].version}, input "
+          f"{fastbp_onnx.INPUT_NAME!r} ({net.dtype.name}, N x {net.sizes[0]}), output "
+          f"{fastbp_onnx.OUTPUT_NAME!r} (N x {net.sizes[-1]}), from {net}", file=out)
+    return model
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "info":
@@ -152,7 +175,10 @@ def main(argv=None):
             print(f"{key}: {value}")
         return 0
     try:
-        train(args)
+        if args.command == "export":
+            export(args)
+        else:
+            train(args)
     except (FileNotFoundError, NotADirectoryError, ValueError, TypeError, ImportError) as exc:
         print(f"fastbp: error: {exc}", file=sys.stderr)
         return 2

@@ -43,8 +43,11 @@ Conventions, and where they differ from scikit-learn
   ``learning_rate_curve_`` (the learning rate each epoch was trained with).
 """
 
+import importlib.abc
+import importlib.util
 import math
 import numbers
+import sys
 import warnings
 
 import numpy as np
@@ -871,3 +874,52 @@ n_iter_, n_layers_, n_outputs_
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+# ----- ONNX export: skl2onnx converters ----------------------------------------------
+# skl2onnx.to_onnx(estimator, X[:1]) converts fastbp's estimators once their converters
+# are registered (fastbp.onnx.register_skl2onnx_converters). Importing skl2onnx takes
+# seconds, so fastbp.sklearn does not: it registers at once if skl2onnx is already
+# imported, and otherwise, if skl2onnx is installed, from a one-shot import hook that
+# registers right after skl2onnx's own import, whenever that happens.
+
+def _register_onnx_converters():
+    try:
+        from fastbp.onnx import register_skl2onnx_converters
+
+        register_skl2onnx_converters(MLPClassifier, MLPRegressor)
+    # Any failure: an incompatible skl2onnx must not break skl2onnx's own import.
+    except Exception as exc:  # noqa: BLE001
+        warnings.warn(f"fastbp.sklearn could not register its skl2onnx converters ({exc!r}): "
+                      f"skl2onnx.to_onnx will not convert fastbp's estimators",
+                      RuntimeWarning, stacklevel=2)
+
+
+class _Skl2onnxImportHook(importlib.abc.MetaPathFinder):
+    """Finds skl2onnx as the other finders would, and registers the converters after its
+    module has run. It removes itself from sys.meta_path the first time it is asked."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "skl2onnx":
+            return None
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:  # another thread got here first
+            return None
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_register(module):
+            exec_module(module)
+            _register_onnx_converters()
+
+        spec.loader.exec_module = exec_then_register  # this spec's own loader instance
+        return spec
+
+
+if "skl2onnx" in sys.modules:
+    _register_onnx_converters()
+elif importlib.util.find_spec("skl2onnx") is not None:
+    sys.meta_path.insert(0, _Skl2onnxImportHook())
