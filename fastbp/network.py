@@ -178,7 +178,8 @@ class Network:
         return state
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
+        # Networks pickled before checkpoints existed lack these two.
+        self.__dict__.update({"epochs_trained": 0, "_checkpoint_run": None, **state})
         self._link_views()
 
     def _initialize(self):

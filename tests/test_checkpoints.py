@@ -700,3 +700,43 @@ def test_load_rejects_corrupted_checkpoints(tmp_path, checkpoint_arrays, member)
     bad.write_bytes(bytes(data_bytes))
     with pytest.raises(ValueError):
         Network.load(bad)
+
+
+def test_ctrl_c_in_an_epochs_last_chunk(tmp_path, small_chunks, references, monkeypatch):
+    """Stopped after the epoch's last batch but before its end (history, validation,
+    epoch count): the resume only finishes the epoch's bookkeeping, then goes on."""
+    opt, dtype = "nesterov", "float64"
+    run = fastbp.training.CompiledTrainer.run
+    calls = []
+
+    def interrupted_run(self, order, first, last):
+        calls.append(first)
+        if len(calls) == 5:  # the last of epoch 1's 5 chunks
+            os.kill(os.getpid(), signal.SIGINT)
+        return run(self, order, first, last)
+
+    monkeypatch.setattr(fastbp.training.CompiledTrainer, "run", interrupted_run)
+    with pytest.raises(KeyboardInterrupt):
+        fit(new_network(dtype), dtype, opt, EPOCHS, checkpoint=tmp_path / "c")
+    monkeypatch.setattr(fastbp.training.CompiledTrainer, "run", run)
+    net = Network.load(tmp_path / "c")
+    assert net.epochs_trained == 0
+    assert net._checkpoint_run["interrupted"]["batch"] == -(-N_SAMPLES // BATCH)
+    fit(net, dtype, opt, EPOCHS, resume=True)
+    assert_same_training(net, references(opt, dtype))
+
+
+def test_a_loaded_checkpoint_survives_pickling(tmp_path, small_chunks, references):
+    import pickle
+
+    opt, dtype = "adam", "float32"
+    fit(new_network(dtype), dtype, opt, 3, checkpoint=tmp_path / "c")
+    net = pickle.loads(pickle.dumps(Network.load(tmp_path / "c")))
+    fit(net, dtype, opt, EPOCHS - 3, resume=True)
+    assert_same_training(net, references(opt, dtype))
+    # A network pickled before checkpoints existed has neither attribute.
+    state = new_network(dtype).__getstate__()
+    del state["epochs_trained"], state["_checkpoint_run"]
+    old = Network.__new__(Network)
+    old.__setstate__(state)
+    assert old.epochs_trained == 0 and old._checkpoint_run is None
