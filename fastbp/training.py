@@ -110,7 +110,7 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
             bar = _progress_bar(n, epoch, epochs) if verbose else None
             try:
                 if bar is not None and first_batch:
-                    bar.update(first_batch * batch)
+                    bar.update(min(first_batch * batch, n))
                 for first in range(first_batch, n_batches, chunk):
                     last = min(first + chunk, n_batches)
                     chunk_loss, chunk_correct, diverged_at = trainer.run(
