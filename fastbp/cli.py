@@ -2,6 +2,8 @@
 
 Trains an MLP on the bundled UCI digits by default, or on Fashion-MNIST / any folder
 of MNIST-format IDX files, shows progress, and ends with the test accuracy and time.
+``--checkpoint run.ckpt`` writes a checkpoint after every epoch; ``--resume run.ckpt``
+continues that run with the checkpoint's network and settings.
 """
 
 import argparse
@@ -48,7 +50,14 @@ def _hidden(text):
     return sizes
 
 
-def build_parser():
+# With --resume these come from the checkpoint; given explicitly they must agree with it.
+FROM_CHECKPOINT = ("hidden", "activation", "output", "loss", "dtype", "l2", "optimizer",
+                   "learning_rate", "momentum", "batch_size")
+
+
+def build_parser(given_only=False):
+    """The parser; ``given_only=True``: no defaults, so that the parsed namespace holds
+    only the options given on the command line."""
     parser = argparse.ArgumentParser(prog="python -m fastbp",
                                      description="fastbp: train MLPs by backpropagation")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +91,19 @@ def build_parser():
                        help="after training, plot loss and accuracy per epoch to this image "
                             "file (.png, .pdf, .svg; needs matplotlib: pip install fastbp[plot])")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--checkpoint", default=None, metavar="PATH",
+                       help="write a checkpoint (network, optimiser state, shuffling "
+                            "state, history) to this file after every epoch and at Ctrl-C")
+    train.add_argument("--resume", default=None, metavar="PATH",
+                       help="continue the run of this checkpoint: the network and the "
+                            "training settings are the checkpoint's (options given "
+                            "explicitly must agree with it; --seed is ignored); --epochs "
+                            "is the run's total (default: the checkpoint's); give the same "
+                            "--data; checkpoints keep going to PATH unless --checkpoint")
+    if given_only:
+        for action in train._actions:
+            if action.option_strings and action.dest != "help":
+                action.default = argparse.SUPPRESS
     commands.add_parser("info", help="print how fastbp was built (OpenMP, BLAS, threads)")
     export = commands.add_parser(
         "export", help="convert a saved model (.npz) to ONNX",
@@ -118,6 +140,8 @@ def train(args, out=None):
                               "(or pip install matplotlib)")
     if args.threads is not None:
         fastbp.set_num_threads(args.threads)
+    if args.resume:
+        return _resume(args, out)
     (X, y), (X_test, y_test) = load_data(args.data, args.dtype)
     n_classes = int(max(y.max(), y_test.max())) + 1
     hidden = args.hidden if args.hidden is not None else [64 if args.data == "digits" else 100]
@@ -135,8 +159,12 @@ def train(args, out=None):
     history = net.fit(X, y, epochs=epochs, batch_size=args.batch_size,
                       learning_rate=learning_rate, optimizer=args.optimizer,
                       momentum=args.momentum, validation_data=(X_test, y_test),
-                      verbose=not args.quiet)
+                      verbose=not args.quiet, checkpoint=args.checkpoint)
     seconds = time.perf_counter() - start
+    return _finish(args, net, history, X_test, y_test, seconds, out)
+
+
+def _finish(args, net, history, X_test, y_test, seconds, out):
     result = net.evaluate(X_test, y_test)
     print(f"test accuracy {result['accuracy']:.4f}, test loss {result['loss']:.4f}, "
           f"best epoch {int(np.argmax(history['val_accuracy'])) + 1} "
@@ -166,6 +194,75 @@ def export(args, out=None):
     return model
 
 
+def _given(args):
+    """The options given on the command line: args.given when main() parsed them, else
+    (train() called with a namespace) those that differ from the defaults."""
+    given = getattr(args, "given", None)
+    if given is None:
+        defaults = vars(build_parser().parse_args(["train"]))
+        given = {key for key, value in vars(args).items() if defaults.get(key) != value}
+    return given
+
+
+def _shown(value):
+    return ",".join(map(str, value)) if isinstance(value, list) else value
+
+
+def _resume(args, out):
+    """Continue the run of the checkpoint args.resume (see --resume)."""
+    import fastbp
+    from fastbp.checkpoints import OPTIMIZER_SETTINGS
+
+    net = fastbp.Network.load(args.resume, backend=args.backend
+                              if "backend" in _given(args) else None)
+    run = net._checkpoint_run
+    if run is None:
+        raise ValueError(f"--resume {args.resume!r} is a model file, not a checkpoint "
+                         f"(written by --checkpoint)")
+    settings = run["settings"]
+    recorded = {"hidden": net.sizes[1:-1], "activation": net.activation,
+                "output": net.output, "loss": net.loss_name, "dtype": net.dtype.name,
+                "l2": net.l2, "optimizer": settings["optimizer"],
+                "learning_rate": settings["learning_rate"],
+                "momentum": settings.get("momentum", 0.0),
+                "batch_size": settings["batch_size"]}
+    conflicts = [f"--{key.replace('_', '-')} {_shown(getattr(args, key))} (the "
+                 f"checkpoint's: {_shown(recorded[key])})" for key in FROM_CHECKPOINT
+                 if key in _given(args) and getattr(args, key) != recorded[key]]
+    if conflicts:
+        raise ValueError(f"--resume continues the checkpoint's run with its settings; these "
+                         f"options differ from them: {', '.join(conflicts)}")
+    (X, y), (X_test, y_test) = load_data(args.data, net.dtype.name)
+    if X.shape[1] != net.sizes[0] or X.shape[0] != settings["n_samples"]:
+        raise ValueError(f"--data {args.data} has {X.shape[0]} samples of {X.shape[1]} "
+                         f"features; the checkpoint's run trained on {settings['n_samples']} "
+                         f"samples of {net.sizes[0]}: give the --data it was trained on")
+    total = args.epochs if "epochs" in _given(args) else settings["run_epochs"]
+    if total <= net.epochs_trained:
+        raise ValueError(f"the checkpoint has trained {net.epochs_trained} epochs already; "
+                         f"give --epochs above {net.epochs_trained} to train further")
+    threads = fastbp.get_num_threads() if net.backend == "cython" else None
+    print(f"resuming {args.resume}: {net.epochs_trained} of {total} epochs trained"
+          + (", mid-epoch" if run["interrupted"] is not None else ""), file=out)
+    print(f"network: {net}", file=out)
+    print(f"training: {total} epochs, batch {settings['batch_size']}, "
+          f"{settings['optimizer']} lr {settings['learning_rate']}, {threads or 1} threads",
+          file=out)
+    if threads is not None and settings["n_threads"] not in (None, threads):
+        print(f"note: the checkpoint's run used {settings['n_threads']} threads, this one "
+              f"{threads}: the result agrees within float rounding, not bit for bit "
+              f"(--threads {settings['n_threads']} repeats it exactly)", file=out)
+    hyper = {key: settings[key] for key in OPTIMIZER_SETTINGS[settings["optimizer"]]}
+    start = time.perf_counter()
+    history = net.fit(X, y, epochs=total - net.epochs_trained,
+                      batch_size=settings["batch_size"], optimizer=settings["optimizer"],
+                      shuffle=settings["shuffle"], validation_data=(X_test, y_test),
+                      verbose=not args.quiet, resume=True,
+                      checkpoint=args.checkpoint or args.resume, **hyper)
+    seconds = time.perf_counter() - start
+    return _finish(args, net, history, X_test, y_test, seconds, out)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "info":
@@ -174,6 +271,7 @@ def main(argv=None):
         for key, value in fastbp.build_info().items():
             print(f"{key}: {value}")
         return 0
+    args.given = set(vars(build_parser(given_only=True).parse_args(argv))) - {"command"}
     try:
         if args.command == "export":
             export(args)
@@ -182,4 +280,9 @@ def main(argv=None):
     except (FileNotFoundError, NotADirectoryError, ValueError, TypeError, ImportError) as exc:
         print(f"fastbp: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        checkpoint = args.checkpoint or args.resume
+        print("fastbp: interrupted" + (f"; continue with --resume {checkpoint}"
+                                      if checkpoint else ""), file=sys.stderr)
+        return 130
     return 0

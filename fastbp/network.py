@@ -89,6 +89,11 @@ class Network:
         ``weights[l]`` has shape ``(sizes[l + 1], sizes[l])``.
     biases : list of ndarray or None
         ``biases[l]`` has shape ``(sizes[l + 1],)``.
+    epochs_trained : int
+        Epochs completed by this network, over all its fits (restored by loading a
+        checkpoint; 0 for a new network or one loaded from a model file).
+    history : dict of lists
+        The last fit's history (see :meth:`fit`), or a checkpoint's.
     """
 
     def __init__(self, sizes, activation="sigmoid", output="sigmoid", loss="mse",
@@ -120,6 +125,9 @@ class Network:
         self._rng = np.random.default_rng(seed)
         self._allocate()
         self._initialize()
+        self.epochs_trained = 0
+        # Set by loading a checkpoint: what fit(resume=True) needs to continue its fit.
+        self._checkpoint_run = None
 
     # ----- parameters ------------------------------------------------------------
 
@@ -170,7 +178,8 @@ class Network:
         return state
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
+        # Networks pickled before checkpoints existed lack these two.
+        self.__dict__.update({"epochs_trained": 0, "_checkpoint_run": None, **state})
         self._link_views()
 
     def _initialize(self):
@@ -396,7 +405,7 @@ class Network:
     def fit(self, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
             momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, shuffle=True,
             validation_data=None, verbose=False, n_threads=None, resume=False, *,
-            check_input=True):
+            check_input=True, checkpoint=None):
         """Train by (mini-batch) gradient descent on the cost J.
 
         Parameters
@@ -431,7 +440,20 @@ class Network:
             Continue with the previous fit's optimiser state (momentum velocity, Adam
             moments and step count), e.g. to train epoch by epoch with a learning-rate
             schedule. The optimiser and its hyper-parameters other than the learning
-            rate must be the same as in that fit.
+            rate must be the same as in that fit. On a network just loaded from a
+            checkpoint, continue the checkpoint's fit where it stopped (mid-epoch after
+            a Ctrl-C): the optimiser, ``learning_rate``, its other hyper-parameters,
+            ``batch_size``, ``shuffle``, the number of samples and the history's keys
+            (``validation_data``, labels) must be the checkpoint's, or a ValueError
+            names what differs; ``history`` continues the checkpoint's. With the same
+            data and thread count, ``fit(X, Y, epochs=E - net.epochs_trained,
+            resume=True)`` ends bit-identical to an uninterrupted fit of E epochs.
+        checkpoint : str or os.PathLike, optional
+            Write a checkpoint to this file after every epoch and at a Ctrl-C stop
+            (see :mod:`fastbp.checkpoints`): the network, the optimiser and its state,
+            the shuffling generator, ``epochs_trained``, the history and this fit's
+            settings. Written atomically (temporary file, fsync, rename): a crash
+            leaves the previous checkpoint intact. :meth:`load` reads it.
 
         Returns
         -------
@@ -449,14 +471,15 @@ class Network:
         KeyboardInterrupt
             Ctrl-C stops training at the next chunk boundary (every ~20-50 ms): the
             network holds the last completed batch's parameters, ``net.history`` the
-            completed epochs, and the interrupt propagates.
+            completed epochs, and the interrupt propagates; with ``checkpoint``, a
+            checkpoint of that point is written first.
         """
         return training.fit(self, X, Y, epochs=epochs, batch_size=batch_size,
                             learning_rate=learning_rate, optimizer=optimizer,
                             momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2,
                             eps=eps, shuffle=shuffle, validation_data=validation_data,
                             verbose=verbose, n_threads=n_threads, resume=resume,
-                            check_input=check_input)
+                            check_input=check_input, checkpoint=checkpoint)
 
     def _epoch_order(self, n):
         """The order of one shuffled epoch's samples.
@@ -506,8 +529,15 @@ class Network:
         return persistence.save(self, path)
 
     @classmethod
-    def load(cls, path, backend="cython"):
-        """Read a network written by :meth:`save`; raise ValueError on anything malformed."""
+    def load(cls, path, backend=None):
+        """Read a network written by :meth:`save`, or a checkpoint written by
+        ``fit(checkpoint=path)``; raise ValueError on anything malformed.
+
+        A checkpoint also restores the optimiser and its state, the shuffling generator,
+        ``epochs_trained`` and ``history``, ready for ``fit(..., resume=True)``.
+        ``backend`` defaults to the checkpoint's fit's backend ("cython" for a model
+        file); another backend resumes within float tolerance, not bit-identically.
+        """
         return persistence.load(cls, path, backend)
 
     def __repr__(self):

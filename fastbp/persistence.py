@@ -1,6 +1,8 @@
 """Saving and loading networks: .npz archives of arrays and text, never pickles.
 
-``save`` writes to a temporary file in the target's folder, flushes it to disk and
+Checkpoints (fastbp/checkpoints.py) are model files with the training state added, so
+``load`` reads both: it restores the network here and hands a checkpoint's other
+entries to fastbp.checkpoints. ``save`` writes to a temporary file in the target's folder, flushes it to disk and
 renames it over the target, so that a crash never leaves a half-written file; ``load``
 validates everything it reads (format version, every array's shape, dtype and
 finiteness) and rejects truncated, corrupted or hand-edited files with ValueError.
@@ -58,6 +60,15 @@ def save(net, path):
     flag, weights and biases. It is written to a temporary file in the same folder
     and renamed over ``path``, so a crash never leaves a half-written model.
     """
+    return write_npz_atomically(path, model_arrays(net))
+
+
+# The entries of a model file besides the weights and biases.
+MODEL_KEYS = ("format_version", "sizes", "activation", "output", "loss", "dtype", "l2", "bias")
+
+
+def model_arrays(net):
+    """The entries of a model file: name -> ndarray (the parameters are views, not copies)."""
     arrays = {
         "format_version": np.array(FORMAT_VERSION),
         "sizes": np.array(net.sizes, dtype=np.int64),
@@ -72,11 +83,14 @@ def save(net, path):
         arrays[f"W{l}"] = net.weights[l]
         if net.bias:
             arrays[f"b{l}"] = net.biases[l]
-    return write_npz_atomically(path, arrays)
+    return arrays
 
 
-def load(cls, path, backend="cython"):
-    """Read a network written by :meth:`save`; raise ValueError on anything malformed."""
+def load(cls, path, backend=None):
+    """Read a network written by :meth:`save` or a checkpoint written by ``fit(checkpoint=)``;
+    raise ValueError on anything malformed."""
+    from fastbp import checkpoints
+
     try:
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -87,7 +101,18 @@ def load(cls, path, backend="cython"):
         raise ValueError(f"{path!r} is a single .npy array, not a fastbp model archive")
     with archive:
         try:
-            return _from_archive(cls, archive, path, backend)
+            is_checkpoint = checkpoints.VERSION_KEY in archive.files
+            if is_checkpoint:
+                checkpoints.check_version(archive, path)
+                if backend is None:
+                    backend = checkpoints.recorded_backend(archive, path)
+            elif backend is None:
+                backend = "cython"
+            net = _from_archive(cls, archive, path, backend,
+                                checkpoints.ENTRIES if is_checkpoint else ())
+            if is_checkpoint:
+                checkpoints.restore(net, archive, path)
+            return net
         except ValueError:
             raise
         except (KeyError, TypeError, IndexError, OSError, EOFError, zipfile.BadZipFile,
@@ -96,22 +121,30 @@ def load(cls, path, backend="cython"):
             # missing entries: the file is damaged or was not written by save().
             raise ValueError(f"{path!r} is not a valid fastbp model file: {exc!r}") from exc
 
-def _from_archive(cls, archive, path, backend):
-    def scalar(key, kind):
-        value = archive[key]
-        if value.shape != () or value.dtype.kind not in kind:
-            raise ValueError(f"{path!r}: {key!r} must be a scalar of kind {kind!r}, "
-                             f"got shape {value.shape} dtype {value.dtype}")
-        return value.item()
 
-    version = scalar("format_version", "iu")
+def scalar(archive, key, kind, path):
+    """The 0-d entry ``key`` of ``archive`` as a Python value; its dtype kind must be in ``kind``."""
+    if key not in archive.files:
+        raise ValueError(f"{path!r}: missing entry {key!r}")
+    value = archive[key]
+    if value.shape != () or value.dtype.kind not in kind:
+        raise ValueError(f"{path!r}: {key!r} must be a scalar of kind {kind!r}, "
+                         f"got shape {value.shape} dtype {value.dtype}")
+    return value.item()
+
+
+def _from_archive(cls, archive, path, backend, extra_keys=()):
+    def scalar_of(key, kind):
+        return scalar(archive, key, kind, path)
+
+    version = scalar_of("format_version", "iu")
     if version != FORMAT_VERSION:
         raise ValueError(f"{path!r} has format version {version}; this fastbp reads "
                          f"version {FORMAT_VERSION}")
     sizes = archive["sizes"]
     if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or len(sizes) < 2 or (sizes < 1).any():
         raise ValueError(f"{path!r}: sizes must be a list of >= 2 positive ints, got {sizes!r}")
-    bias = scalar("bias", "b")
+    bias = scalar_of("bias", "b")
     # The arrays' recorded shapes must match sizes before anything is allocated:
     # hand-edited sizes must not make load allocate what the file does not hold.
     for l in range(len(sizes) - 1):
@@ -125,17 +158,16 @@ def _from_archive(cls, archive, path, backend):
                 raise ValueError(f"{path!r}: {key} must have shape {shape} for sizes "
                                  f"{sizes.tolist()}, got {archive[key].shape}")
     try:
-        net = cls(sizes.tolist(), activation=scalar("activation", "U"),
-                  output=scalar("output", "U"), loss=scalar("loss", "U"),
-                  l2=scalar("l2", "f"), bias=bias, dtype=scalar("dtype", "U"),
+        net = cls(sizes.tolist(), activation=scalar_of("activation", "U"),
+                  output=scalar_of("output", "U"), loss=scalar_of("loss", "U"),
+                  l2=scalar_of("l2", "f"), bias=bias, dtype=scalar_of("dtype", "U"),
                   seed=0, backend=backend)
     except TypeError as exc:
         raise ValueError(f"{path!r}: invalid network description: {exc}") from exc
     expected = {f"W{l}": W for l, W in enumerate(net.weights)}
     if bias:
         expected.update({f"b{l}": b for l, b in enumerate(net.biases)})
-    unknown = set(archive.files) - set(expected) - {
-        "format_version", "sizes", "activation", "output", "loss", "dtype", "l2", "bias"}
+    unknown = set(archive.files) - set(expected) - set(MODEL_KEYS) - set(extra_keys)
     if unknown:
         raise ValueError(f"{path!r}: unexpected entries {sorted(unknown)}")
     for key, target in expected.items():

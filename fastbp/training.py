@@ -4,7 +4,9 @@
 engine of fastbp/engine.py, or ``_PythonTrainer``'s loop over fastbp.reference), then runs
 epochs chunk by chunk: Python regains control between chunks for the progress bar, the
 divergence check (the network is restored to the last finite epoch) and Ctrl-C (held
-until the network is consistent).
+until the network is consistent). With ``checkpoint=``, fastbp/checkpoints.py writes the
+training state after every epoch and at a Ctrl-C stop; ``resume=True`` on a network
+loaded from a checkpoint continues that fit, mid-epoch if it stopped there.
 """
 
 import signal
@@ -13,6 +15,7 @@ import time
 
 import numpy as np
 
+from fastbp import checkpoints
 from fastbp._threads import check_thread_count, get_num_threads
 from fastbp._validation import all_finite, check_positive_int
 from fastbp.engine import CompiledTrainer, batches_per_chunk
@@ -21,7 +24,8 @@ from fastbp.optimizers import OPTIMIZERS, make_optimizer
 
 def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
         momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, shuffle=True,
-        validation_data=None, verbose=False, n_threads=None, resume=False, check_input=True):
+        validation_data=None, verbose=False, n_threads=None, resume=False, check_input=True,
+        checkpoint=None):
     """The body of :meth:`fastbp.Network.fit` (documented there)."""
     if not isinstance(check_input, (bool, np.bool_)):
         raise TypeError(f"check_input must be True or False, got {check_input!r}")
@@ -36,22 +40,26 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
                          f"{', '.join(OPTIMIZERS)}")
     if not isinstance(resume, (bool, np.bool_)):
         raise TypeError(f"resume must be True or False, got {resume!r}")
-    opt = make_optimizer(optimizer, net._params, learning_rate, momentum, nesterov,
-                         beta1, beta2, eps, previous=net._optimizer if resume else None)
+    checkpoint = checkpoints.check_path(checkpoint)
+    labels_val = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data must be a pair (X_val, Y_val)")
         X_val = net._check_X(validation_data[0], "validation_data[0]")
         T_val, labels_val = net._check_Y(validation_data[1], X_val.shape[0],
                                           "validation_data[1]")
-
-    history = {"loss": [], "seconds": []}
-    if labels is not None:
-        history["accuracy"] = []
-    if validation_data is not None:
-        history["val_loss"] = []
-        if labels_val is not None:
-            history["val_accuracy"] = []
+    history_keys = ["loss", *(["accuracy"] if labels is not None else []),
+                    *(["val_loss"] if validation_data is not None else []),
+                    *(["val_accuracy"] if labels_val is not None else []), "seconds"]
+    settings = checkpoints.fit_settings(optimizer, learning_rate, momentum, nesterov, beta1,
+                                        beta2, eps, batch_size, shuffle, n, history_keys)
+    # A network loaded from a checkpoint: resume=True continues that fit, with its settings.
+    run = net._checkpoint_run if resume else None
+    if run is not None:
+        checkpoints.check_resume(run, settings)
+    opt = make_optimizer(optimizer, net._params, learning_rate, momentum, nesterov,
+                         beta1, beta2, eps, previous=net._optimizer if resume else None)
+    history = {key: [] for key in history_keys}
 
     if net._backend.name == "cython":
         n_threads = get_num_threads() if n_threads is None else check_thread_count(
@@ -61,6 +69,17 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
         trainer = _PythonTrainer(net, X, T, labels, batch, opt)
     # Every argument is checked: from here on this fit's optimiser is the network's.
     net._optimizer = opt
+    net._checkpoint_run = None
+    # A resumed fit's history continues the checkpoint's; interrupted is where a Ctrl-C
+    # stopped the checkpoint's epoch (None after a complete one).
+    interrupted = None
+    if run is not None:
+        history = net.history
+        interrupted = run["interrupted"]
+    settings.update(run_epochs=net.epochs_trained + epochs, backend=net.backend,
+                    n_threads=n_threads if net._backend.name == "cython" else None)
+    # Distributed fits (comm=) will write on rank 0 only: comm is None or comm.rank == 0.
+    write_checkpoint = True
     n_batches = -(-n // batch)
     chunk = batches_per_chunk(net.sizes, batch)
     order = np.arange(n, dtype=np.int64)
@@ -73,13 +92,26 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
                                                                   invalid="ignore"):
         for epoch in range(epochs):
             start_time = time.perf_counter()
-            snapshot[...] = net._params
+            first_batch, total_loss, correct, earlier_seconds = 0, 0.0, 0, 0.0
+            if interrupted is not None:
+                # The checkpoint's epoch, from where it stopped: the same shuffle, the
+                # same chunks (it stopped at a chunk boundary) and partial sums.
+                net._rng.bit_generator.state = interrupted["epoch_start_rng"]
+                snapshot[...] = interrupted["epoch_start_params"]
+                first_batch, total_loss, correct, earlier_seconds = (
+                    interrupted["batch"], interrupted["loss_sum"], interrupted["correct"],
+                    interrupted["seconds"])
+                interrupted = None
+            else:
+                snapshot[...] = net._params
+            epoch_start_rng = net._rng.bit_generator.state if checkpoint else None
             if shuffle:
                 order[...] = net._epoch_order(n)
             bar = _progress_bar(n, epoch, epochs) if verbose else None
             try:
-                total_loss, correct = 0.0, 0
-                for first in range(0, n_batches, chunk):
+                if bar is not None and first_batch:
+                    bar.update(min(first_batch * batch, n))
+                for first in range(first_batch, n_batches, chunk):
                     last = min(first + chunk, n_batches)
                     chunk_loss, chunk_correct, diverged_at = trainer.run(
                         order if shuffle else None, first, last)
@@ -102,6 +134,12 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
                         bar.update(min(last * batch, n) - first * batch)
                     # Ctrl-C is honoured here, between chunks: every batch trained so
                     # far is complete, so the network is consistent.
+                    if interrupt.pending and checkpoint:
+                        checkpoints.write(checkpoint, net, settings, history, {
+                            "batch": last, "loss_sum": total_loss, "correct": correct,
+                            "seconds": earlier_seconds + time.perf_counter() - start_time,
+                            "epoch_start_rng": epoch_start_rng,
+                            "epoch_start_params": snapshot}, write=write_checkpoint)
                     interrupt.raise_if_pending()
             finally:
                 if bar is not None:
@@ -115,7 +153,10 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
                 history["val_loss"].append(val_total / X_val.shape[0] + net._l2_term())
                 if labels_val is not None:
                     history["val_accuracy"].append(val_correct / X_val.shape[0])
-            history["seconds"].append(time.perf_counter() - start_time)
+            history["seconds"].append(earlier_seconds + time.perf_counter() - start_time)
+            net.epochs_trained += 1
+            if checkpoint:
+                checkpoints.write(checkpoint, net, settings, history, write=write_checkpoint)
             if verbose:
                 print(f"epoch {epoch + 1}/{epochs}: {_summary(history)}", flush=True)
     return history

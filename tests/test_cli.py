@@ -192,3 +192,81 @@ def test_train_fashion_mnist(capsys):
     out = capsys.readouterr().out
     assert "60000 training and 10000 test samples, 784 features, 10 classes" in out
     assert float(FINAL.match(final_line(out)).group(1)) > 0.75
+
+
+# ----- checkpoints: --checkpoint and --resume ---------------------------------------------
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    # --threads changes a process-wide setting: restore it after the test.
+    monkeypatch.setattr(fastbp._threads, "_num_threads", fastbp._threads._num_threads)
+
+
+BASE = ["train", "--hidden", "16", "--optimizer", "sgd", "--momentum", "0.9",
+        "--learning-rate", "0.05", "--batch-size", "16", "--threads", "1", "--quiet"]
+
+
+def test_checkpoint_and_resume_end_bit_identical(tmp_path, capsys, one_thread):
+    straight, resumed, checkpoint = (tmp_path / "a.npz", tmp_path / "b.npz",
+                                     tmp_path / "run.ckpt")
+    assert main([*BASE, "--epochs", "5", "--save", str(straight)]) == 0
+    assert main([*BASE, "--epochs", "2", "--checkpoint", str(checkpoint)]) == 0
+    assert Network.load(checkpoint).epochs_trained == 2
+    capsys.readouterr()
+    # --epochs is the run's total; the network and settings come from the checkpoint.
+    assert main(["train", "--resume", str(checkpoint), "--epochs", "5", "--threads", "1",
+                 "--quiet", "--save", str(resumed)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"resuming {checkpoint}: 2 of 5 epochs trained\n")
+    assert "training: 5 epochs, batch 16, sgd lr 0.05, 1 threads" in out
+    # The history printed is the whole run's: the best epoch counts from the first.
+    assert 1 <= int(FINAL.match(final_line(out.replace(f"model saved to {resumed}", "")
+                                           .strip())).group(3)) <= 5
+    assert (Network.load(resumed)._params.tobytes()
+            == Network.load(straight)._params.tobytes())
+    # Checkpoints kept going to the resumed file.
+    assert Network.load(checkpoint).epochs_trained == 5
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--hidden", "32"], "--hidden 32 (the checkpoint's: 16)"),
+    (["--optimizer", "adam"], "--optimizer adam"),
+    (["--learning-rate", "0.1"], "--learning-rate 0.1"),
+    (["--batch-size", "32"], "--batch-size 32"),
+    (["--dtype", "float64"], "--dtype float64"),
+    (["--epochs", "2"], "trained 2 epochs already"),
+    (["--data", "fashion-mnist"], "give the --data it was trained on"),
+])
+def test_resume_refuses_options_that_differ(tmp_path, capsys, one_thread, extra, message):
+    if "fashion-mnist" in extra:
+        try:
+            load_fashion_mnist()
+        except FileNotFoundError:
+            pytest.skip("Fashion-MNIST is not installed")
+    checkpoint = tmp_path / "run.ckpt"
+    assert main([*BASE, "--epochs", "2", "--checkpoint", str(checkpoint)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(checkpoint), "--quiet", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastbp: error:") and message in err
+    # Options that agree with the checkpoint are accepted.
+    assert main(["train", "--resume", str(checkpoint), "--hidden", "16", "--optimizer",
+                 "sgd", "--batch-size", "16", "--epochs", "3", "--quiet"]) == 0
+
+
+def test_resume_from_a_model_file_is_refused(tmp_path, capsys):
+    model = Network([64, 8, 10], output="softmax", loss="cross_entropy").save(
+        tmp_path / "m.npz")
+    assert main(["train", "--resume", model, "--quiet"]) == 2
+    assert "is a model file, not a checkpoint" in capsys.readouterr().err
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    def interrupted_fit(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Network, "fit", interrupted_fit)
+    checkpoint = tmp_path / "run.ckpt"
+    assert main(["train", "--quiet", "--checkpoint", str(checkpoint)]) == 130
+    assert f"continue with --resume {checkpoint}" in capsys.readouterr().err
