@@ -7,6 +7,7 @@ what was expected and what came. The nogil cores never see unchecked input.
 
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -203,3 +204,22 @@ def all_finite(X):
     with np.errstate(over="ignore", invalid="ignore"):
         total = X.sum()
     return bool(np.isfinite(total)) or bool(np.isfinite(X).all())
+
+
+def check_output_path(name, path, example):
+    """``path`` (str or os.PathLike) as a str for a file to write, its folder existing;
+    None stays None. Checked before any work starts, so a typo fails at once."""
+    if path is None:
+        return None
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike, got "
+                        f"{type(path).__name__} {path!r}")
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{name} {path!r} is in a folder that does not exist: {folder!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"{name} {path!r} is a folder; give a file name such as {example}")
+    return path

@@ -32,11 +32,11 @@ same double); NumPy arrays inside a generator's state (MT19937's key) are writte
 import json
 import math
 import numbers
-import os
 
 import numpy as np
 
-from fastbp.optimizers import Adam, SGD
+from fastbp._validation import check_output_path
+from fastbp.optimizers import SGD, Adam
 
 VERSION = 1
 VERSION_KEY = "checkpoint_version"
@@ -56,19 +56,7 @@ RUN_SETTINGS = ("batch_size", "shuffle", "n_samples", "history")
 
 def check_path(checkpoint):
     """``checkpoint`` as a str path whose folder exists (checked before training starts)."""
-    if checkpoint is None:
-        return None
-    if not isinstance(checkpoint, (str, os.PathLike)):
-        raise TypeError(f"checkpoint must be a path (str or os.PathLike), got {checkpoint!r}")
-    path = os.fspath(checkpoint)
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"checkpoint {path!r}: the folder {folder!r} does not exist")
-    if os.path.isdir(path):
-        raise ValueError(f"checkpoint {path!r} is a folder; give a file name")
-    return path
+    return check_output_path("checkpoint", checkpoint, "run.ckpt")
 
 
 def _plain(value):

@@ -20,6 +20,8 @@ import tempfile
 
 import numpy as np
 
+from fastbp._validation import check_output_path
+
 __all__ = ["to_onnx", "DEFAULT_OPSET", "MIN_OPSET", "INPUT_NAME", "OUTPUT_NAME",
            "register_skl2onnx_converters"]
 
@@ -56,24 +58,6 @@ def _check_opset(opset, onnx):
         raise ValueError(f"opset must be between {MIN_OPSET} and {latest} (the newest this "
                          f"onnx {onnx.__version__} knows), got {opset}")
     return int(opset)
-
-
-def _check_path(path):
-    """path as a str, its folder existing; None stays None."""
-    if path is None:
-        return None
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__} "
-                        f"{path!r}")
-    path = os.fspath(path)
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"path {path!r} is in a folder that does not exist: {folder!r}")
-    if os.path.isdir(path):
-        raise ValueError(f"path {path!r} is a folder; give a file name such as model.onnx")
-    return path
 
 
 def _layer_nodes(layers, input_name, output_name, dtype):
@@ -172,7 +156,7 @@ def to_onnx(net, path=None, opset=None):
     from onnx import helper
 
     opset = _check_opset(opset, onnx)
-    path = _check_path(path)
+    path = check_output_path("path", path, "model.onnx")
     n_bytes = sum(W.nbytes for W in net.weights) + sum(
         b.nbytes for b in net.biases if b is not None)
     if n_bytes > _PROTOBUF_LIMIT:
