@@ -15,6 +15,10 @@ from threadpoolctl import ThreadpoolController
 from fastbp import _engine, _kernels
 from fastbp.losses import MATCHING_PAIRS
 
+# Entries after the gradient in a data-parallel step's buffer: loss sum, correct count
+# and the normaliser (rows), summed over processes with the gradient.
+REDUCED_SLOTS = _engine.REDUCED_SLOTS
+
 _controller = None
 
 
@@ -98,6 +102,19 @@ class CompiledTrainer:
         self._limits.restore_original_limits()
         self._limits = None
 
+    def _optimizer_arguments(self):
+        """(code, state1, state2, adam_t, momentum, beta1, beta2, eps) for the engine."""
+        opt = self.optimizer
+        if opt.name == "adam":
+            return (_engine.OPTIMIZER_CODES["adam"], opt.m, opt.v, opt.t, 0.0, opt.beta1,
+                    opt.beta2, opt.eps)
+        if opt.momentum == 0:
+            code, s1 = _engine.OPTIMIZER_CODES["sgd"], self.empty
+        else:
+            code = _engine.OPTIMIZER_CODES["nesterov" if opt.nesterov else "momentum"]
+            s1 = opt.velocity
+        return code, s1, self.empty, 0, opt.momentum, 0.0, 0.0, 0.0
+
     def run(self, order, first, last):
         """Train batches [first, last); returns (summed loss, n_correct, diverged_at).
 
@@ -105,18 +122,7 @@ class CompiledTrainer:
         there, before updating), or None.
         """
         net, opt = self.net, self.optimizer
-        if opt.name == "adam":
-            code, s1, s2, t = _engine.OPTIMIZER_CODES["adam"], opt.m, opt.v, opt.t
-            mu, beta1, beta2, eps = 0.0, opt.beta1, opt.beta2, opt.eps
-        else:
-            t, beta1, beta2, eps = 0, 0.0, 0.0, 0.0
-            mu = opt.momentum
-            if mu == 0:
-                code, s1 = _engine.OPTIMIZER_CODES["sgd"], self.empty
-            else:
-                code = _engine.OPTIMIZER_CODES["nesterov" if opt.nesterov else "momentum"]
-                s1 = opt.velocity
-            s2 = self.empty
+        code, s1, s2, t, mu, beta1, beta2, eps = self._optimizer_arguments()
         loss, correct, t, diverged_at = _engine.train_chunk(
             self.X, self.T, self.labels, np.empty(0, np.int64) if order is None else order,
             net._params, net._grads, s1, s2, self.work, self.layout,
@@ -126,3 +132,26 @@ class CompiledTrainer:
         if opt.name == "adam":
             opt.t = t
         return loss, correct, None if diverged_at < 0 else diverged_at
+
+    # A data-parallel step (fastbp/distributed.py): gradient_sum on every process, the
+    # buffers summed over processes, then update with the sum.
+
+    def gradient_sum(self, order, step, buffer):
+        """Fill ``buffer`` (n_params + REDUCED_SLOTS) with this process's gradient sum,
+        loss sum, correct count and row count for rows [step * b, (step + 1) * b) of
+        its epoch order (see _engine.gradient_sum)."""
+        _engine.gradient_sum(
+            self.X, self.T, self.labels, np.empty(0, np.int64) if order is None else order,
+            self.net._params, buffer, self.work, self.layout, self.hidden, self.output,
+            self.loss, self.matching, self.task_code, self.batch_size, step, self.n_threads)
+
+    def update(self, grads, scale):
+        """One optimiser step with the gradient ``scale * grads`` (+ L2); grads is
+        overwritten."""
+        net, opt = self.net, self.optimizer
+        code, s1, s2, t, mu, beta1, beta2, eps = self._optimizer_arguments()
+        t = _engine.optimizer_update(net._params, grads, s1, s2, net._n_weights, code,
+                                     opt.learning_rate, net.l2, mu, beta1, beta2, eps, t,
+                                     scale, self.n_threads)
+        if opt.name == "adam":
+            opt.t = t

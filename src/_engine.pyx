@@ -60,6 +60,13 @@ cdef enum:
     TASK_BINARY = 2
     TASK_MULTILABEL = 3
 
+# The slots after the gradient in gradient_sum's buffer (shared with fastbp/engine.py).
+REDUCED_SLOTS = 3
+cdef enum:
+    SLOT_LOSS = 0
+    SLOT_CORRECT = 1
+    SLOT_NORMALISER = 2
+
 # Elementwise optimiser passes: elements per thread.
 cdef Py_ssize_t MIN_ELEMENTS_PER_THREAD = 32768
 
@@ -143,32 +150,37 @@ cdef double _output_error(const floating* A, const floating* Y, floating* delta,
 cdef void _optimizer_step(floating* params, floating* grads, floating* state1,
                           floating* state2, Py_ssize_t n_weights, Py_ssize_t n_params,
                           int optimizer, double lr, double l2, double momentum,
-                          double beta1, double beta2, double eps, int64_t t,
+                          double beta1, double beta2, double eps, int64_t t, double scale,
                           int n_threads) noexcept nogil:
-    """One momentum/Nesterov/Adam step on the flat vectors (l2 * W added to the weights' gradients)."""
+    """One SGD/momentum/Nesterov/Adam step on the flat vectors with the gradient
+    ``scale * grads`` (+ l2 * W for the weights); grads is overwritten."""
     cdef int nb = n_blocks(n_params, MIN_ELEMENTS_PER_THREAD, n_params, n_threads)
     cdef int blk
     if nb == 1:
         _optimizer_range(params, grads, state1, state2, 0, n_params, n_weights, optimizer, lr,
-                         l2, momentum, beta1, beta2, eps, t)
+                         l2, momentum, beta1, beta2, eps, t, scale)
         return
     for blk in prange(nb, schedule="static", num_threads=nb):
         _optimizer_range(params, grads, state1, state2, blk * n_params // nb,
                          (blk + 1) * n_params // nb, n_weights, optimizer, lr, l2, momentum,
-                         beta1, beta2, eps, t)
+                         beta1, beta2, eps, t, scale)
 
 
 cdef inline void _optimizer_range(floating* params, floating* grads, floating* state1,
                                   floating* state2, Py_ssize_t p0, Py_ssize_t p1,
                                   Py_ssize_t n_weights, int optimizer, double lr, double l2,
                                   double momentum, double beta1, double beta2, double eps,
-                                  int64_t t) noexcept nogil:
+                                  int64_t t, double scale) noexcept nogil:
     """The step on entries [p0, p1): weights (with the l2 term) and biases as two runs."""
     cdef Py_ssize_t split = min(max(p0, n_weights), p1)
     cdef double lr_t
+    if scale != 1:
+        _scale(grads, p0, p1, <floating> scale)
     if l2 != 0:
         _add_l2(grads, params, p0, split, <floating> l2)
-    if optimizer == OPT_ADAM:
+    if optimizer == OPT_SGD:
+        _sgd(params, grads, p0, p1, <floating> lr)
+    elif optimizer == OPT_ADAM:
         lr_t = lr * sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
         _adam(params, grads, state1, state2, p0, p1, <floating> lr_t, <floating> beta1,
               <floating> beta2, <floating> eps)
@@ -178,6 +190,22 @@ cdef inline void _optimizer_range(floating* params, floating* grads, floating* s
 
 
 # One plain loop per rule, branch-free inside, so that the compiler vectorises them.
+
+cdef inline void _scale(floating* grads, Py_ssize_t p0, Py_ssize_t p1,
+                        floating scale) noexcept nogil:
+    """g := scale * g  (a summed gradient made a mean)."""
+    cdef Py_ssize_t p
+    for p in range(p0, p1):
+        grads[p] = scale * grads[p]
+
+
+cdef inline void _sgd(floating* params, const floating* grads, Py_ssize_t p0, Py_ssize_t p1,
+                      floating lr) noexcept nogil:
+    """W -= lr g  (plain SGD when the update is not folded into the gemm)."""
+    cdef Py_ssize_t p
+    for p in range(p0, p1):
+        params[p] = params[p] - lr * grads[p]
+
 
 cdef inline void _add_l2(floating* grads, const floating* params, Py_ssize_t p0,
                          Py_ssize_t p1, floating l2) noexcept nogil:
@@ -243,7 +271,7 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
     """
     cdef Layout lay
     cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], k = T.shape[1]
-    cdef Py_ssize_t bi, start, m, r, l, i, o
+    cdef Py_ssize_t bi, start, m
     cdef double total_loss = 0, batch_loss
     cdef int64_t n_correct = 0
     cdef Py_ssize_t diverged_at = -1
@@ -256,11 +284,6 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
     cdef floating* Wk = &work[0]
     cdef const floating* A0
     cdef const floating* Tb
-    cdef const floating* A_prev
-    cdef const floating* b
-    cdef floating* D
-    cdef floating alpha, beta
-    cdef int act
     cdef bint plain_sgd = optimizer == OPT_SGD
 
     _read_layout(&lay, layout)
@@ -269,70 +292,183 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
             for bi in range(first, last):
                 start = bi * batch_size
                 m = min(batch_size, n - start)
-                # Gather the batch: shuffled rows are copied into the workspace, rows in
-                # order are used where they are.
-                if order_ptr != NULL:
-                    _gather_rows(&X[0, 0], &T[0, 0], order_ptr + start, m, n_in, k,
-                                 Wk + lay.a_off[0], Wk + lay.t_off, n_threads)
-                    A0 = Wk + lay.a_off[0]
-                    Tb = Wk + lay.t_off
-                    # The next batch's rows are scattered in memory (DRAM): ask for them
-                    # now, so they arrive while this batch computes.
-                    if bi + 1 < last:
-                        _prefetch_rows(&X[0, 0], &T[0, 0], labels_ptr, order_ptr + start + m,
-                                       min(batch_size, n - start - m), n_in, k)
+                _load_batch(&lay, &X[0, 0], &T[0, 0], labels_ptr, order_ptr, Wk, n, n_in, k,
+                            start, m, min(batch_size, n - start - m) if bi + 1 < last else 0,
+                            &A0, &Tb, n_threads)
+                # Plain SGD: the update is folded into the weight-gradient gemm, W :=
+                # (1 - lr l2) W - (lr / m) delta.T A_prev; the others get the mean gradient.
+                if plain_sgd:
+                    batch_loss = _batch_pass(&lay, A0, Tb, P, P, Wk, m, hidden, output, loss,
+                                             matching, task, labels_ptr, order_ptr, start,
+                                             &n_correct, <floating> (-lr / m),
+                                             <floating> (1 - lr * l2), 1, n_threads)
                 else:
-                    A0 = &X[start, 0]
-                    Tb = &T[start, 0]
-
-                # Forward pass.
-                A_prev = A0
-                for l in range(lay.n_layers):
-                    act = output if l == lay.n_layers - 1 else hidden
-                    b = P + lay.b_off[l] if lay.b_off[l] >= 0 else NULL
-                    forward_layer(A_prev, P + lay.w_off[l], b, Wk + lay.a_off[l + 1], m,
-                                  lay.sizes[l], lay.sizes[l + 1], act, n_threads)
-                    A_prev = Wk + lay.a_off[l + 1]
-
-                # Loss and output error (BP1); a non-finite loss stops before any update.
-                batch_loss = _output_error(Wk + lay.a_off[lay.n_layers], Tb,
-                                           Wk + lay.d_off[lay.n_layers], m, k, output, loss,
-                                           matching, task, labels_ptr, order_ptr, start,
-                                           &n_correct)
+                    batch_loss = _batch_pass(&lay, A0, Tb, P, G, Wk, m, hidden, output, loss,
+                                             matching, task, labels_ptr, order_ptr, start,
+                                             &n_correct, <floating> (1.0 / m), 0, 0,
+                                             n_threads)
+                # A non-finite loss stops before any update.
                 if not isfinite(batch_loss):
                     diverged_at = bi
                     break
                 total_loss += batch_loss
-
-                # Backward pass, top layer first: BP2 with the old W, then W's update.
-                for l in range(lay.n_layers - 1, -1, -1):
-                    i = lay.sizes[l]
-                    o = lay.sizes[l + 1]
-                    A_prev = A0 if l == 0 else Wk + lay.a_off[l]
-                    D = Wk + lay.d_off[l + 1]
-                    if l > 0:
-                        backward_delta_layer(D, P + lay.w_off[l], A_prev, Wk + lay.d_off[l],
-                                             m, i, o, hidden, n_threads)
-                    if plain_sgd:
-                        alpha = <floating> (-lr / m)
-                        beta = <floating> (1 - lr * l2)
-                        weight_gradient_layer(D, A_prev, P + lay.w_off[l], m, i, o, alpha,
-                                              beta, n_threads)
-                        if lay.b_off[l] >= 0:
-                            _bias_gradient(D, P + lay.b_off[l], m, o, alpha, 1)
-                    else:
-                        alpha = <floating> (1.0 / m)
-                        weight_gradient_layer(D, A_prev, G + lay.w_off[l], m, i, o, alpha,
-                                              0, n_threads)
-                        if lay.b_off[l] >= 0:
-                            _bias_gradient(D, G + lay.b_off[l], m, o, alpha, 0)
                 if not plain_sgd:
                     adam_t += 1
                     _optimizer_step(P, G, S1, S2, lay.n_weights, lay.n_params, optimizer, lr,
-                                    l2, momentum, beta1, beta2, eps, adam_t, n_threads)
+                                    l2, momentum, beta1, beta2, eps, adam_t, 1.0, n_threads)
     finally:
         _free_layout(&lay)
     return total_loss, n_correct, adam_t, diverged_at
+
+
+def gradient_sum(const floating[:, ::1] X,        # IN (n, n_in) this process's inputs
+                 const floating[:, ::1] T,        # IN (n, k) targets
+                 const int64_t[::1] labels,       # IN (n,) class labels, or empty
+                 const int64_t[::1] order,        # IN (n,) sample order, or empty: in order
+                 const floating[::1] params,      # IN flat weights then biases
+                 floating[::1] buffer,            # OUT (n_params + REDUCED_SLOTS,)
+                 floating[::1] work,              # workspace: acts, deltas, targets
+                 const Py_ssize_t[::1] layout,    # see _read_layout
+                 int hidden, int output, int loss, bint matching, int task,
+                 Py_ssize_t batch_size, Py_ssize_t step, int n_threads):
+    """One step of a data-parallel fit, before the reduction: this process's rows
+    ``[step * batch_size, (step + 1) * batch_size)`` of its epoch order (possibly none).
+
+    ``buffer[:n_params]`` := the gradient of the summed loss over those rows (no L2
+    term: it is added once, after the reduction); then the slots ``buffer[n_params +
+    SLOT_LOSS]`` := the summed loss, ``SLOT_CORRECT`` := correct predictions and
+    ``SLOT_NORMALISER`` := the rows' count (what the reduced gradient is divided by).
+    Summing these buffers over processes gives the step's whole gradient and totals.
+    Returns the number of rows used.
+    """
+    cdef Layout lay
+    cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], k = T.shape[1]
+    cdef Py_ssize_t start = step * batch_size, m, p
+    cdef double batch_loss = 0
+    cdef int64_t n_correct = 0
+    cdef const int64_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
+    cdef const int64_t* labels_ptr = &labels[0] if labels.shape[0] > 0 else NULL
+    cdef floating* B = &buffer[0]
+    cdef floating* Wk = &work[0]
+    cdef const floating* A0
+    cdef const floating* Tb
+
+    m = min(batch_size, n - start) if start < n else 0
+    _read_layout(&lay, layout)
+    try:
+        with nogil:
+            if m > 0:
+                _load_batch(&lay, &X[0, 0], &T[0, 0], labels_ptr, order_ptr, Wk, n, n_in, k,
+                            start, m, 0, &A0, &Tb, n_threads)
+                # params is only read (target B is not params): the cast drops const.
+                batch_loss = _batch_pass(&lay, A0, Tb, <floating*> &params[0], B, Wk, m,
+                                         hidden, output, loss, matching, task, labels_ptr,
+                                         order_ptr, start, &n_correct, 1, 0, 0, n_threads)
+            else:
+                for p in range(lay.n_params):
+                    B[p] = 0
+            B[lay.n_params + SLOT_LOSS] = <floating> batch_loss
+            B[lay.n_params + SLOT_CORRECT] = <floating> n_correct
+            B[lay.n_params + SLOT_NORMALISER] = <floating> m
+    finally:
+        _free_layout(&lay)
+    return m
+
+
+def optimizer_update(floating[::1] params,       # IN/OUT flat weights then biases
+                     floating[::1] grads,        # IN/OUT summed gradient; scratch after
+                     floating[::1] state1,       # IN/OUT velocity or Adam m (or empty)
+                     floating[::1] state2,       # IN/OUT Adam v (or empty)
+                     Py_ssize_t n_weights, int optimizer, double lr, double l2,
+                     double momentum, double beta1, double beta2, double eps,
+                     int64_t adam_t, double scale, int n_threads):
+    """One optimiser step with the gradient ``scale * grads + l2 * W`` (L2 on the
+    weights, the first n_weights entries, only); returns Adam's new step count."""
+    cdef Py_ssize_t n_params = params.shape[0]
+    cdef floating* S1 = &state1[0] if state1.shape[0] > 0 else NULL
+    cdef floating* S2 = &state2[0] if state2.shape[0] > 0 else NULL
+    with nogil:
+        adam_t += 1
+        _optimizer_step(&params[0], &grads[0], S1, S2, n_weights, n_params, optimizer, lr,
+                        l2, momentum, beta1, beta2, eps, adam_t, scale, n_threads)
+    return adam_t
+
+
+cdef void _load_batch(const Layout* lay, const floating* X, const floating* T,
+                      const int64_t* labels, const int64_t* order, floating* Wk,
+                      Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t k, Py_ssize_t start,
+                      Py_ssize_t m, Py_ssize_t next_m, const floating** A0,
+                      const floating** Tb, int n_threads) noexcept nogil:
+    """Point A0 and Tb at the batch's rows [start, start + m) of the epoch order.
+
+    Shuffled rows are copied into the workspace; rows in order are used where they are.
+    The next batch's next_m rows are prefetched.
+    """
+    if order != NULL:
+        _gather_rows(X, T, order + start, m, n_in, k, Wk + lay.a_off[0], Wk + lay.t_off,
+                     n_threads)
+        A0[0] = Wk + lay.a_off[0]
+        Tb[0] = Wk + lay.t_off
+        # The next batch's rows are scattered in memory (DRAM): ask for them now, so
+        # they arrive while this batch computes.
+        if next_m > 0:
+            _prefetch_rows(X, T, labels, order + start + m, next_m, n_in, k)
+    else:
+        A0[0] = X + start * n_in
+        Tb[0] = T + start * k
+
+
+cdef double _batch_pass(const Layout* lay, const floating* A0, const floating* Tb,
+                        floating* P, floating* target, floating* Wk, Py_ssize_t m,
+                        int hidden, int output, int loss, bint matching, int task,
+                        const int64_t* labels, const int64_t* order, Py_ssize_t start,
+                        int64_t* n_correct, floating alpha, floating beta,
+                        floating bias_beta, int n_threads) noexcept nogil:
+    """Forward pass, loss and output error (BP1), backward pass (BP2) of one batch.
+
+    Each layer's weight gradient goes to ``target`` (the layout of P):
+    ``W_t := alpha * delta.T @ A_prev + beta * W_t``, ``b_t := alpha * sum(delta) +
+    bias_beta * b_t``, after the layer's delta for the layer below was computed with
+    P's W, so target may be P itself (plain SGD's folded update). Returns the summed
+    loss; a non-finite loss returns at once, before anything is written to target.
+    """
+    cdef Py_ssize_t l, i, o
+    cdef const floating* A_prev
+    cdef const floating* b
+    cdef floating* D
+    cdef int act
+    cdef double batch_loss
+
+    # Forward pass.
+    A_prev = A0
+    for l in range(lay.n_layers):
+        act = output if l == lay.n_layers - 1 else hidden
+        b = P + lay.b_off[l] if lay.b_off[l] >= 0 else NULL
+        forward_layer(A_prev, P + lay.w_off[l], b, Wk + lay.a_off[l + 1], m,
+                      lay.sizes[l], lay.sizes[l + 1], act, n_threads)
+        A_prev = Wk + lay.a_off[l + 1]
+
+    # Loss and output error (BP1).
+    batch_loss = _output_error(Wk + lay.a_off[lay.n_layers], Tb,
+                               Wk + lay.d_off[lay.n_layers], m, lay.sizes[lay.n_layers],
+                               output, loss, matching, task, labels, order, start, n_correct)
+    if not isfinite(batch_loss):
+        return batch_loss
+
+    # Backward pass, top layer first: BP2 with P's W, then W's gradient (or update).
+    for l in range(lay.n_layers - 1, -1, -1):
+        i = lay.sizes[l]
+        o = lay.sizes[l + 1]
+        A_prev = A0 if l == 0 else Wk + lay.a_off[l]
+        D = Wk + lay.d_off[l + 1]
+        if l > 0:
+            backward_delta_layer(D, P + lay.w_off[l], A_prev, Wk + lay.d_off[l],
+                                 m, i, o, hidden, n_threads)
+        weight_gradient_layer(D, A_prev, target + lay.w_off[l], m, i, o, alpha, beta,
+                              n_threads)
+        if lay.b_off[l] >= 0:
+            _bias_gradient(D, target + lay.b_off[l], m, o, alpha, bias_beta)
+    return batch_loss
 
 
 cdef void _gather_rows(const floating* X, const floating* T, const int64_t* rows,

@@ -1,0 +1,215 @@
+"""Data-parallel training over MPI: ``Network.fit(..., comm=MPI.COMM_WORLD)``.
+
+Every process (rank) holds its own shard of the data and a copy of the network. At the
+start of ``fit`` rank 0's parameters (and, resuming, its optimiser state) are broadcast
+to every rank. An epoch has ``max over ranks of ceil(n_rank / batch_size)`` steps; in
+step k each rank computes the gradient *sum* of the loss over its rows ``[k b, (k+1) b)``
+of its epoch order (possibly none), with the step's loss sum, correct count and row count
+in slots after it, in one flat buffer (``_engine.gradient_sum``); one in-place
+``Allreduce`` sums the buffers over ranks; then every rank applies the same optimiser
+step with ``sum / total rows`` (+ the L2 term, once). N ranks with batch b thus do what
+one process does stepping through those rows together, and keep identical parameters.
+
+Everything that ends or changes a fit is decided together, from reduced values every
+rank holds: a non-finite reduced loss (divergence: the same rollback and
+``FloatingPointError`` everywhere), a Ctrl-C on any rank (a flag in the same buffer:
+every rank stops after the same step), an argument error on any rank (checked before
+the first collective call, then shared: every rank raises). mpi4py is imported only
+here, and only when ``comm`` is given.
+"""
+
+import math
+import os
+
+import numpy as np
+
+from fastbp import checkpoints
+from fastbp._threads import get_num_threads
+from fastbp.engine import REDUCED_SLOTS
+
+SLOT_LOSS, SLOT_CORRECT, SLOT_NORMALISER = 0, 1, 2
+
+
+def mpi():
+    """mpi4py's MPI module, or an ImportError saying what to install."""
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise ImportError('fit(comm=...) needs mpi4py and an MPI library: pip install '
+                          '"fastbp[mpi]" (mpi4py and mpich)') from exc
+    return MPI
+
+
+def _threads_chosen():
+    """Whether the user chose fastbp's thread count (set_num_threads or OMP_NUM_THREADS)."""
+    from fastbp import _threads
+
+    return _threads._num_threads is not None or "OMP_NUM_THREADS" in os.environ
+
+
+def ranks_on_node(comm):
+    """The number of ranks of ``comm`` on this machine (collective)."""
+    MPI = mpi()
+    local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
+    try:
+        return local.Get_size()
+    finally:
+        local.Free()
+
+
+def default_threads(comm):
+    """Threads per rank: the machine's cores shared by its ranks (collective)."""
+    return max(1, get_num_threads() // ranks_on_node(comm))
+
+
+class ProcessGroup:
+    """The ranks of one distributed fit: agreement at the start, reductions, gathers."""
+
+    def __init__(self, comm):
+        MPI = mpi()
+        if not isinstance(comm, MPI.Intracomm):
+            raise TypeError(f"comm must be an mpi4py intra-communicator such as "
+                            f"MPI.COMM_WORLD, got {type(comm).__name__}")
+        self.MPI = MPI
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+
+    # ----- the start of a fit -------------------------------------------------------
+
+    def agree(self, net, plan, error):
+        """Share every rank's argument check (collective): raise on every rank if one
+        failed, or if the ranks would not train the same network the same way.
+        ``plan`` is this rank's from training.prepare (None if ``error``)."""
+        signature = None if plan is None else _signature(net, plan)
+        report = (None if error is None else (type(error).__name__, str(error)),
+                  signature, None if plan is None else (plan.n, plan.batch))
+        reports = self.comm.allgather(report)
+        # The same number of threads per node, from one collective call on every rank.
+        self.node_threads = default_threads(self.comm)
+        if error is not None:
+            raise error
+        for r, (failure, _, _) in enumerate(reports):
+            if failure is not None:
+                name, message = failure
+                kind = {"ValueError": ValueError, "TypeError": TypeError}.get(name,
+                                                                              RuntimeError)
+                raise kind(f"fit(comm=...) stopped on every process: process {r} of "
+                           f"{self.size} raised {name}: {message}")
+        reference = reports[0][1]
+        for r, (_, other, _) in enumerate(reports[1:], 1):
+            differences = [f"{key} {other[key]!r} (process 0: {reference[key]!r})"
+                           for key in reference if other[key] != reference[key]]
+            if differences:
+                raise ValueError(f"fit(comm=...): every process must fit the same network "
+                                 f"with the same settings; process {r} differs: "
+                                 f"{'; '.join(differences)}")
+        self.shards = [n for _, _, (n, _) in reports]
+        self.batches = [batch for _, _, (_, batch) in reports]
+        self.total = sum(self.shards)
+        self.steps = max(-(-n // b) for n, b in zip(self.shards, self.batches))
+
+    def start(self, net, plan):
+        """Make every rank start where rank 0 is (collective): check a resume against
+        the whole run, then broadcast rank 0's parameters and optimiser state."""
+        settings = plan.settings
+        settings.update(n_samples=self.total, shards=list(self.shards))
+        run = plan.run
+        if run is not None:
+            # The same checkpoint and settings on every rank (agree checked): every
+            # rank accepts or refuses alike.
+            checkpoints.check_resume(run, settings)
+        comm = self.comm
+        comm.Bcast(net._params, root=0)
+        opt = plan.optimizer
+        state = ([opt.m, opt.v] if opt.name == "adam"
+                 else [opt.velocity] if opt.velocity is not None else [])
+        for vector in state:
+            comm.Bcast(vector, root=0)
+        if opt.name == "adam":
+            opt.t = comm.bcast(opt.t, root=0)
+        net.epochs_trained = comm.bcast(net.epochs_trained, root=0)
+        if run is not None and run.get("ranks") is not None:
+            # A distributed checkpoint: this rank's own shuffling state.
+            ranks = run["ranks"]
+            net._rng.bit_generator.state = ranks["rngs"][self.rank]
+            if run["interrupted"] is not None:
+                run["interrupted"]["epoch_start_rng"] = ranks["epoch_start_rngs"][self.rank]
+        if plan.n_threads is not None and not plan.threads_given and not _threads_chosen():
+            plan.n_threads = self.node_threads
+
+    # ----- during a fit -------------------------------------------------------------
+
+    def rows_through(self, step):
+        """Rows of all ranks in steps [0, step) of an epoch."""
+        return sum(min(step * b, n) for n, b in zip(self.shards, self.batches))
+
+    def stepper(self, net, trainer, interrupt):
+        return DataParallelSteps(self, net, trainer, interrupt)
+
+    def epoch_end(self, val_total, val_correct, n_val, seconds, pending):
+        """Sum the validation over ranks, agree on a Ctrl-C, take rank 0's seconds
+        (collective): (val_total, val_correct, n_val, seconds, stop)."""
+        values = np.array([val_total, val_correct, n_val, 1.0 if pending else 0.0])
+        self.comm.Allreduce(self.MPI.IN_PLACE, values, op=self.MPI.SUM)
+        seconds = self.comm.bcast(seconds, root=0)
+        return float(values[0]), int(values[1]), int(values[2]), seconds, values[3] > 0
+
+    def gather_generators(self, net, epoch_start_rng):
+        """Every rank's shuffling state, on rank 0 (collective; None elsewhere)."""
+        states = self.comm.gather((net._rng.bit_generator.state, epoch_start_rng), root=0)
+        if self.rank != 0:
+            return None
+        return {"rngs": [s for s, _ in states],
+                "epoch_start_rngs": (None if epoch_start_rng is None
+                                     else [s for _, s in states])}
+
+
+class DataParallelSteps:
+    """Runs steps of an epoch: gradient sums, one Allreduce, the same update everywhere.
+
+    ``run`` has the trainers' interface (summed loss, n_correct, diverged_at); after
+    it, ``stop`` says whether any rank had a Ctrl-C pending at a step's reduction.
+    """
+
+    def __init__(self, group, net, trainer, interrupt):
+        self.group, self.trainer, self.interrupt = group, trainer, interrupt
+        n_params = net._params.size
+        # [gradient sum | loss, correct, rows | stop flag], summed in one Allreduce.
+        self.buffer = np.zeros(n_params + REDUCED_SLOTS + 1, net.dtype)
+        self.grads = self.buffer[:n_params]
+        self.engine_buffer = self.buffer[:n_params + REDUCED_SLOTS]
+        self.slots = n_params
+        self.stop = False
+
+    def run(self, order, first, last):
+        comm, MPI, buffer, s = self.group.comm, self.group.MPI, self.buffer, self.slots
+        total_loss, correct = 0.0, 0
+        for step in range(first, last):
+            self.trainer.gradient_sum(order, step, self.engine_buffer)
+            buffer[-1] = 1 if self.interrupt.pending else 0
+            comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+            self.stop = self.stop or buffer[-1] > 0
+            step_loss = float(buffer[s + SLOT_LOSS])
+            # The reduced loss is every rank's: a non-finite one on any rank stops all.
+            if not math.isfinite(step_loss):
+                return total_loss, correct, step
+            self.trainer.update(self.grads, 1.0 / float(buffer[s + SLOT_NORMALISER]))
+            total_loss += step_loss
+            correct += int(buffer[s + SLOT_CORRECT])
+        return total_loss, correct, None
+
+
+def _signature(net, plan):
+    """What every rank of a fit must share: the network, the settings, the resume point."""
+    settings = {key: value for key, value in plan.settings.items() if key != "n_samples"}
+    run = plan.run
+    return {
+        "network": repr(net).replace(f", backend={net.backend!r}", ""),
+        "sizes": list(net.sizes), "epochs": plan.epochs, "settings": settings,
+        "checkpoint": plan.checkpoint is not None,
+        "resume": None if run is None else {
+            "settings": run["settings"], "epochs_trained": net.epochs_trained,
+            "interrupted": None if run["interrupted"] is None else run["interrupted"]["batch"],
+        },
+    }
