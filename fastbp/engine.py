@@ -146,8 +146,7 @@ class CompiledTrainer:
             self.loss, self.matching, self.task_code, self.batch_size, step, self.n_threads)
 
     def update(self, grads, scale):
-        """One optimiser step with the gradient ``scale * grads`` (+ L2); grads is
-        overwritten."""
+        """One optimiser step with the gradient ``scale * grads`` (+ L2), one pass."""
         net, opt = self.net, self.optimizer
         code, s1, s2, t, mu, beta1, beta2, eps = self._optimizer_arguments()
         t = _engine.optimizer_update(net._params, grads, s1, s2, net._n_weights, code,

@@ -153,7 +153,7 @@ cdef void _optimizer_step(floating* params, floating* grads, floating* state1,
                           double beta1, double beta2, double eps, int64_t t, double scale,
                           int n_threads) noexcept nogil:
     """One SGD/momentum/Nesterov/Adam step on the flat vectors with the gradient
-    ``scale * grads`` (+ l2 * W for the weights); grads is overwritten."""
+    ``scale * grads`` (+ l2 * W for the weights), read in the same pass."""
     cdef int nb = n_blocks(n_params, MIN_ELEMENTS_PER_THREAD, n_params, n_threads)
     cdef int blk
     if nb == 1:
@@ -173,78 +173,102 @@ cdef inline void _optimizer_range(floating* params, floating* grads, floating* s
                                   int64_t t, double scale) noexcept nogil:
     """The step on entries [p0, p1): weights (with the l2 term) and biases as two runs."""
     cdef Py_ssize_t split = min(max(p0, n_weights), p1)
-    cdef double lr_t
-    if scale != 1:
-        _scale(grads, p0, p1, <floating> scale)
-    if l2 != 0:
-        _add_l2(grads, params, p0, split, <floating> l2)
-    if optimizer == OPT_SGD:
-        _sgd(params, grads, p0, p1, <floating> lr)
-    elif optimizer == OPT_ADAM:
+    cdef double lr_t = lr
+    if optimizer == OPT_ADAM:
         lr_t = lr * sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
-        _adam(params, grads, state1, state2, p0, p1, <floating> lr_t, <floating> beta1,
-              <floating> beta2, <floating> eps)
+    if split > p0:
+        _rule(params, grads, state1, state2, p0, split, optimizer, lr_t, <floating> l2,
+              momentum, beta1, beta2, eps, <floating> scale)
+    if p1 > split:
+        _rule(params, grads, state1, state2, split, p1, optimizer, lr_t, 0, momentum,
+              beta1, beta2, eps, <floating> scale)
+
+
+cdef inline void _rule(floating* params, const floating* grads, floating* state1,
+                       floating* state2, Py_ssize_t p0, Py_ssize_t p1, int optimizer,
+                       double lr, floating l2, double momentum, double beta1, double beta2,
+                       double eps, floating scale) noexcept nogil:
+    """The optimiser's rule on [p0, p1) with the gradient g = scale * grads + l2 * W."""
+    if optimizer == OPT_SGD:
+        _sgd(params, grads, p0, p1, <floating> lr, scale, l2)
+    elif optimizer == OPT_ADAM:
+        _adam(params, grads, state1, state2, p0, p1, <floating> lr, <floating> beta1,
+              <floating> beta2, <floating> eps, scale, l2)
     else:
         _momentum(params, grads, state1, p0, p1, <floating> lr, <floating> momentum,
-                  optimizer == OPT_NESTEROV)
+                  optimizer == OPT_NESTEROV, scale, l2)
 
 
-# One plain loop per rule, branch-free inside, so that the compiler vectorises them.
-
-cdef inline void _scale(floating* grads, Py_ssize_t p0, Py_ssize_t p1,
-                        floating scale) noexcept nogil:
-    """g := scale * g  (a summed gradient made a mean)."""
-    cdef Py_ssize_t p
-    for p in range(p0, p1):
-        grads[p] = scale * grads[p]
-
+# One plain loop per rule and case, branch-free inside, so that the compiler vectorises
+# them. The gradient is read as g = scale * grads + l2 * W (scale is 1 and l2 0 for the
+# biases on one process: x * 1 is exact, so those runs are bitwise as without them).
 
 cdef inline void _sgd(floating* params, const floating* grads, Py_ssize_t p0, Py_ssize_t p1,
-                      floating lr) noexcept nogil:
+                      floating lr, floating scale, floating l2) noexcept nogil:
     """W -= lr g  (plain SGD when the update is not folded into the gemm)."""
     cdef Py_ssize_t p
-    for p in range(p0, p1):
-        params[p] = params[p] - lr * grads[p]
-
-
-cdef inline void _add_l2(floating* grads, const floating* params, Py_ssize_t p0,
-                         Py_ssize_t p1, floating l2) noexcept nogil:
-    """g += l2 * W  (the gradient of l2/2 ||W||^2)."""
-    cdef Py_ssize_t p
-    for p in range(p0, p1):
-        grads[p] = grads[p] + l2 * params[p]
+    if l2 != 0:
+        for p in range(p0, p1):
+            params[p] = params[p] - lr * (scale * grads[p] + l2 * params[p])
+    else:
+        for p in range(p0, p1):
+            params[p] = params[p] - lr * (scale * grads[p])
 
 
 cdef inline void _adam(floating* params, const floating* grads, floating* m, floating* v,
                        Py_ssize_t p0, Py_ssize_t p1, floating lr_t, floating b1, floating b2,
-                       floating eps) noexcept nogil:
+                       floating eps, floating scale, floating l2) noexcept nogil:
     """m := b1 m + (1-b1) g; v := b2 v + (1-b2) g^2; W -= lr_t m / (sqrt(v) + eps)."""
     cdef Py_ssize_t p
     cdef floating g
-    for p in range(p0, p1):
-        g = grads[p]
-        m[p] = b1 * m[p] + (1 - b1) * g
-        v[p] = b2 * v[p] + (1 - b2) * (g * g)
-        if floating is float:
-            params[p] = params[p] - lr_t * m[p] / (sqrtf(v[p]) + eps)
-        else:
-            params[p] = params[p] - lr_t * m[p] / (sqrt(v[p]) + eps)
+    if l2 != 0:
+        for p in range(p0, p1):
+            g = scale * grads[p] + l2 * params[p]
+            m[p] = b1 * m[p] + (1 - b1) * g
+            v[p] = b2 * v[p] + (1 - b2) * (g * g)
+            if floating is float:
+                params[p] = params[p] - lr_t * m[p] / (sqrtf(v[p]) + eps)
+            else:
+                params[p] = params[p] - lr_t * m[p] / (sqrt(v[p]) + eps)
+    else:
+        for p in range(p0, p1):
+            g = scale * grads[p]
+            m[p] = b1 * m[p] + (1 - b1) * g
+            v[p] = b2 * v[p] + (1 - b2) * (g * g)
+            if floating is float:
+                params[p] = params[p] - lr_t * m[p] / (sqrtf(v[p]) + eps)
+            else:
+                params[p] = params[p] - lr_t * m[p] / (sqrt(v[p]) + eps)
 
 
 cdef inline void _momentum(floating* params, const floating* grads, floating* velocity,
                            Py_ssize_t p0, Py_ssize_t p1, floating lr, floating mu,
-                           bint nesterov) noexcept nogil:
+                           bint nesterov, floating scale, floating l2) noexcept nogil:
     """v := mu v - lr g; W += v (Nesterov: W += mu v - lr g)."""
     cdef Py_ssize_t p
-    cdef floating v
-    if nesterov:
+    cdef floating v, g
+    if nesterov and l2 != 0:
         for p in range(p0, p1):
-            v = mu * velocity[p] - lr * grads[p]
+            g = scale * grads[p] + l2 * params[p]
+            v = mu * velocity[p] - lr * g
             velocity[p] = v
-            params[p] = params[p] + (mu * v - lr * grads[p])
+            params[p] = params[p] + (mu * v - lr * g)
+    elif nesterov:
+        for p in range(p0, p1):
+            g = scale * grads[p]
+            v = mu * velocity[p] - lr * g
+            velocity[p] = v
+            params[p] = params[p] + (mu * v - lr * g)
+    elif l2 != 0:
+        for p in range(p0, p1):
+            g = scale * grads[p] + l2 * params[p]
+            v = mu * velocity[p] - lr * g
+            velocity[p] = v
+            params[p] = params[p] + v
     else:
         for p in range(p0, p1):
-            v = mu * velocity[p] - lr * grads[p]
+            g = scale * grads[p]
+            v = mu * velocity[p] - lr * g
             velocity[p] = v
             params[p] = params[p] + v
 
@@ -376,14 +400,15 @@ def gradient_sum(const floating[:, ::1] X,        # IN (n, n_in) this process's 
 
 
 def optimizer_update(floating[::1] params,       # IN/OUT flat weights then biases
-                     floating[::1] grads,        # IN/OUT summed gradient; scratch after
+                     floating[::1] grads,        # IN summed gradient
                      floating[::1] state1,       # IN/OUT velocity or Adam m (or empty)
                      floating[::1] state2,       # IN/OUT Adam v (or empty)
                      Py_ssize_t n_weights, int optimizer, double lr, double l2,
                      double momentum, double beta1, double beta2, double eps,
                      int64_t adam_t, double scale, int n_threads):
     """One optimiser step with the gradient ``scale * grads + l2 * W`` (L2 on the
-    weights, the first n_weights entries, only); returns Adam's new step count."""
+    weights, the first n_weights entries, only), in one pass over the vectors; grads is
+    only read. Returns Adam's new step count."""
     cdef Py_ssize_t n_params = params.shape[0]
     cdef floating* S1 = &state1[0] if state1.shape[0] > 0 else NULL
     cdef floating* S2 = &state2[0] if state2.shape[0] > 0 else NULL
