@@ -64,6 +64,10 @@ def worker_throughput(args):
         comm = MPI.COMM_WORLD
         size = comm.Get_size()
     rank = 0 if comm is None else comm.Get_rank()
+    if args.overlap:
+        from fastbp import distributed
+
+        distributed.OVERLAP_FIRST_LAYER = True
     X, y = _data(BIG, BATCH * args.steps, seed=rank)
     net = _network(BIG)
     net.fit(X[:BATCH * 2], y[:BATCH * 2], batch_size=BATCH, epochs=1,
@@ -143,6 +147,9 @@ def main():
     parser.add_argument("--ranks", type=int, default=1)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--overlap", action="store_true",
+                        help="start reducing the upper layers' gradient before layer 0's "
+                             "is computed (fastbp.distributed.OVERLAP_FIRST_LAYER)")
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args()
     if args.mode == "throughput":
@@ -158,19 +165,27 @@ def main():
     repeats = args.repeats or (2 if args.quick else 5)
     me = [sys.executable, HERE]
     # 1. Throughput, alternating the two set-ups.
-    one, two = [], []
+    setups = {
+        "1 process x 2 threads": [*me, "throughput", "--threads", "2", "--ranks", "1"],
+        "1 process x 1 thread": [*me, "throughput", "--threads", "1", "--ranks", "1"],
+        "2 ranks x 1 thread": ["mpiexec", "-n", "2", *me, "throughput", "--threads", "1",
+                               "--ranks", "2"],
+        "2 ranks x 1 thread, overlap": ["mpiexec", "-n", "2", *me, "throughput",
+                                        "--threads", "1", "--ranks", "2", "--overlap"],
+    }
+    rates = {name: [] for name in setups}
     for _ in range(repeats):
-        one.append(_run([*me, "throughput", "--threads", "2", "--ranks", "1"], env)
-                   ["samples_per_s"])
-        two.append(_run(["mpiexec", "-n", "2", *me, "throughput", "--threads", "1",
-                         "--ranks", "2"], env)["samples_per_s"])
-    one_median, two_median = statistics.median(one), statistics.median(two)
+        for name, command in setups.items():
+            rates[name].append(_run([*command, "--steps", str(args.steps)], env)
+                               ["samples_per_s"])
+    medians = {name: statistics.median(values) for name, values in rates.items()}
     print(f"784-1024-1024-10, batch {BATCH} per rank, float32, {args.steps} steps per rank:")
-    print(f"  1 process x 2 threads: {one_median:8.0f} samples/s  (runs: "
-          f"{', '.join(f'{v:.0f}' for v in one)})")
-    print(f"  2 ranks x 1 thread:    {two_median:8.0f} samples/s  (runs: "
-          f"{', '.join(f'{v:.0f}' for v in two)})")
-    print(f"  ratio: {two_median / one_median:.3f}")
+    for name, values in rates.items():
+        print(f"  {name:<32s} {medians[name]:8.0f} samples/s  (runs: "
+              f"{', '.join(f'{v:.0f}' for v in values)})")
+    base = medians["1 process x 2 threads"]
+    for name in list(setups)[2:]:
+        print(f"  {name} / 1 process x 2 threads: {medians[name] / base:.3f}")
     # 2. Allreduce.
     points = _run(["mpiexec", "-n", "2", *me, "allreduce"], env)
     # beta: the slope over the large messages (bandwidth-bound); alpha: what is left of

@@ -183,6 +183,7 @@ def _distributed(args, out):
     from fastbp import distributed
 
     comm = distributed.mpi().COMM_WORLD
+    args.comm = comm
     threads = distributed.default_threads(comm)
     if args.threads is None and "OMP_NUM_THREADS" not in os.environ:
         fastbp.set_num_threads(threads)
@@ -325,10 +326,29 @@ def main(argv=None):
             train(args)
     except (FileNotFoundError, NotADirectoryError, ValueError, TypeError, ImportError) as exc:
         print(f"fastbp: error: {exc}", file=sys.stderr)
+        _abort_alone(args, exc, 2)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         checkpoint = args.checkpoint or args.resume
         print("fastbp: interrupted" + (f"; continue with --resume {checkpoint}"
                                       if checkpoint else ""), file=sys.stderr)
+        _abort_alone(args, exc, 130)
         return 130
+    except BaseException as exc:
+        _abort_alone(args, exc, 1)
+        raise
     return 0
+
+
+def _abort_alone(args, exc, code):
+    """--distributed: an error on this rank alone (its data missing, say) while the
+    others go on to a collective call would leave them waiting: abort the MPI job.
+    Errors every rank raised together (fastbp.distributed.collective) just return."""
+    from fastbp.distributed import is_collective
+
+    comm = getattr(args, "comm", None)
+    if comm is None or comm.Get_size() == 1 or is_collective(exc):
+        return
+    sys.stderr.flush()
+    sys.stdout.flush()
+    comm.Abort(code)

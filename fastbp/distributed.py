@@ -28,6 +28,12 @@ from fastbp._threads import get_num_threads
 from fastbp.engine import REDUCED_SLOTS
 
 SLOT_LOSS, SLOT_CORRECT, SLOT_NORMALISER = 0, 1, 2
+# Start reducing the upper layers' weight gradients (Iallreduce) before layer 0's is
+# computed, as DDP's buckets do (compiled engine, 2+ layers). Off: on this 2-core machine
+# it measured no faster (`python benchmarks/distributed.py --overlap`; MPICH progresses
+# a shared-memory reduction only inside MPI calls, and every core is computing). Worth
+# measuring again where a network card moves the bytes.
+OVERLAP_FIRST_LAYER = False
 
 
 def mpi():
@@ -45,6 +51,17 @@ def _threads_chosen():
     from fastbp import _threads
 
     return _threads._num_threads is not None or "OMP_NUM_THREADS" in os.environ
+
+
+def collective(exc):
+    """Mark ``exc`` as raised by every rank at the same point of a fit (no rank is left
+    waiting for another), and return it."""
+    exc.fastbp_collective = True
+    return exc
+
+
+def is_collective(exc):
+    return getattr(exc, "fastbp_collective", False)
 
 
 def ranks_on_node(comm):
@@ -74,6 +91,7 @@ class ProcessGroup:
         self.comm = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
+        self.finished = False
 
     # ----- the start of a fit -------------------------------------------------------
 
@@ -88,22 +106,22 @@ class ProcessGroup:
         # The same number of threads per node, from one collective call on every rank.
         self.node_threads = default_threads(self.comm)
         if error is not None:
-            raise error
+            raise collective(error)
         for r, (failure, _, _) in enumerate(reports):
             if failure is not None:
                 name, message = failure
                 kind = {"ValueError": ValueError, "TypeError": TypeError}.get(name,
                                                                               RuntimeError)
-                raise kind(f"fit(comm=...) stopped on every process: process {r} of "
-                           f"{self.size} raised {name}: {message}")
+                raise collective(kind(f"fit(comm=...) stopped on every process: process "
+                                      f"{r} of {self.size} raised {name}: {message}"))
         reference = reports[0][1]
         for r, (_, other, _) in enumerate(reports[1:], 1):
             differences = [f"{key} {other[key]!r} (process 0: {reference[key]!r})"
                            for key in reference if other[key] != reference[key]]
             if differences:
-                raise ValueError(f"fit(comm=...): every process must fit the same network "
-                                 f"with the same settings; process {r} differs: "
-                                 f"{'; '.join(differences)}")
+                raise collective(ValueError(
+                    f"fit(comm=...): every process must fit the same network with the "
+                    f"same settings; process {r} differs: {'; '.join(differences)}"))
         self.shards = [n for _, _, (n, _) in reports]
         self.batches = [batch for _, _, (_, batch) in reports]
         self.total = sum(self.shards)
@@ -118,7 +136,10 @@ class ProcessGroup:
         if run is not None:
             # The same checkpoint and settings on every rank (agree checked): every
             # rank accepts or refuses alike.
-            checkpoints.check_resume(run, settings)
+            try:
+                checkpoints.check_resume(run, settings)
+            except ValueError as exc:
+                raise collective(exc) from None
         comm = self.comm
         comm.Bcast(net._params, root=0)
         opt = plan.optimizer
@@ -155,6 +176,31 @@ class ProcessGroup:
         seconds = self.comm.bcast(seconds, root=0)
         return float(values[0]), int(values[1]), int(values[2]), seconds, values[3] > 0
 
+    def share_outcome(self, error, doing):
+        """Rank 0 did something alone (``doing``; ``error`` if it failed): every rank
+        raises if it failed (collective)."""
+        message = self.comm.bcast(None if error is None else
+                                  f"{type(error).__name__}: {error}", root=0)
+        if error is not None:
+            raise collective(error)
+        if message is not None:
+            raise collective(RuntimeError(f"process 0 failed {doing}: {message}"))
+
+    def abort_unless_collective(self, exc):
+        """A fit's exception on this rank alone while collective calls remain would
+        leave the other ranks waiting forever: print it and abort the MPI job."""
+        if self.finished or is_collective(exc) or self.size == 1:
+            return
+        import sys
+        import traceback
+
+        print(f"fastbp: process {self.rank} of {self.size} failed during a distributed "
+              f"fit; aborting the MPI job, since the other processes would wait for it "
+              f"forever:", file=sys.stderr)
+        traceback.print_exception(exc, file=sys.stderr)
+        sys.stderr.flush()
+        self.comm.Abort(1)
+
     def gather_generators(self, net, epoch_start_rng):
         """Every rank's shuffling state, on rank 0 (collective; None elsewhere)."""
         states = self.comm.gather((net._rng.bit_generator.state, epoch_start_rng), root=0)
@@ -181,14 +227,35 @@ class DataParallelSteps:
         self.engine_buffer = self.buffer[:n_params + REDUCED_SLOTS]
         self.slots = n_params
         self.stop = False
+        # Layer 0's weights come first in the flat layout, the upper layers' next, then
+        # every bias, the slots and the flag.
+        first_weights = net.sizes[0] * net.sizes[1]
+        self.overlap = (OVERLAP_FIRST_LAYER and net.n_layers > 1
+                        and hasattr(trainer, "first_layer_gradient"))
+        self.pieces = (self.buffer[first_weights:net._n_weights],
+                       self.buffer[:first_weights], self.buffer[net._n_weights:])
 
-    def run(self, order, first, last):
-        comm, MPI, buffer, s = self.group.comm, self.group.MPI, self.buffer, self.slots
-        total_loss, correct = 0.0, 0
-        for step in range(first, last):
-            self.trainer.gradient_sum(order, step, self.engine_buffer)
+    def _reduce(self, order, step):
+        """The step's gradient sums and slots, summed over ranks into self.buffer."""
+        comm, MPI, buffer, trainer = self.group.comm, self.group.MPI, self.buffer, self.trainer
+        if not self.overlap:
+            trainer.gradient_sum(order, step, self.engine_buffer)
             buffer[-1] = 1 if self.interrupt.pending else 0
             comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+            return
+        upper, first, rest = self.pieces
+        trainer.gradient_sum(order, step, self.engine_buffer, first_layer=False)
+        request = comm.Iallreduce(MPI.IN_PLACE, upper, op=MPI.SUM)
+        trainer.first_layer_gradient(order, step, self.engine_buffer)
+        buffer[-1] = 1 if self.interrupt.pending else 0
+        MPI.Request.Waitall([request, comm.Iallreduce(MPI.IN_PLACE, first, op=MPI.SUM),
+                             comm.Iallreduce(MPI.IN_PLACE, rest, op=MPI.SUM)])
+
+    def run(self, order, first, last):
+        buffer, s = self.buffer, self.slots
+        total_loss, correct = 0.0, 0
+        for step in range(first, last):
+            self._reduce(order, step)
             self.stop = self.stop or buffer[-1] > 0
             step_loss = float(buffer[s + SLOT_LOSS])
             # The reduced loss is every rank's: a non-finite one on any rank stops all.

@@ -136,14 +136,24 @@ class CompiledTrainer:
     # A data-parallel step (fastbp/distributed.py): gradient_sum on every process, the
     # buffers summed over processes, then update with the sum.
 
-    def gradient_sum(self, order, step, buffer):
+    def gradient_sum(self, order, step, buffer, first_layer=True):
         """Fill ``buffer`` (n_params + REDUCED_SLOTS) with this process's gradient sum,
         loss sum, correct count and row count for rows [step * b, (step + 1) * b) of
-        its epoch order (see _engine.gradient_sum)."""
+        its epoch order (see _engine.gradient_sum); without ``first_layer``, layer 0's
+        gradient is left to :meth:`first_layer_gradient`."""
         _engine.gradient_sum(
-            self.X, self.T, self.labels, np.empty(0, np.int64) if order is None else order,
-            self.net._params, buffer, self.work, self.layout, self.hidden, self.output,
-            self.loss, self.matching, self.task_code, self.batch_size, step, self.n_threads)
+            self.X, self.T, self.labels, self._order(order), self.net._params, buffer,
+            self.work, self.layout, self.hidden, self.output, self.loss, self.matching,
+            self.task_code, self.batch_size, step, first_layer, self.n_threads)
+
+    def first_layer_gradient(self, order, step, buffer):
+        """Layer 0's gradient sums of the step gradient_sum(first_layer=False) began."""
+        _engine.first_layer_gradient(self.X, self._order(order), buffer, self.work,
+                                     self.layout, self.batch_size, step, self.n_threads)
+
+    @staticmethod
+    def _order(order):
+        return np.empty(0, np.int64) if order is None else order
 
     def update(self, grads, scale):
         """One optimiser step with the gradient ``scale * grads`` (+ L2), one pass."""

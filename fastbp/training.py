@@ -55,7 +55,15 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
     # From here on this fit's optimiser is the network's.
     net._optimizer = plan.optimizer
     net._checkpoint_run = None
-    return _train(net, plan, trainer, group)
+    if group is None:
+        return _train(net, plan, trainer, group)
+    try:
+        return _train(net, plan, trainer, group)
+    except BaseException as exc:
+        # An exception on this rank alone (a bug, memory exhausted) while the others
+        # still expect its collective calls would leave them waiting forever: abort.
+        group.abort_unless_collective(exc)
+        raise
 
 
 def prepare(net, X, Y, epochs, batch_size, learning_rate, optimizer, momentum, nesterov,
@@ -202,8 +210,8 @@ def _train(net, plan, trainer, group):
                         # The optimiser state (velocity, Adam moments) went through
                         # the diverging steps too: a later resume starts afresh.
                         net._optimizer = None
-                        raise FloatingPointError(_divergence_message(
-                            epoch, diverged_at, n_batches, opt.learning_rate))
+                        raise _together(group, FloatingPointError(_divergence_message(
+                            epoch, diverged_at, n_batches, opt.learning_rate)))
                     total_loss += chunk_loss
                     correct += chunk_correct
                     if bar is not None:
@@ -220,7 +228,7 @@ def _train(net, plan, trainer, group):
                             "epoch_start_params": snapshot}, write=write_checkpoint)
                     if stop:
                         interrupt.pending = False
-                        raise KeyboardInterrupt
+                        raise _together(group, KeyboardInterrupt())
             finally:
                 if bar is not None:
                     bar.close()
@@ -252,18 +260,34 @@ def _train(net, plan, trainer, group):
             # together, rather than on one process when fit returns.
             if stop and epoch == epochs - 1:
                 interrupt.pending = False
-                raise KeyboardInterrupt
+                raise _together(group, KeyboardInterrupt())
+        if group is not None:
+            group.finished = True   # no collective call is left in this fit
     return history
+
+
+def _together(group, exc):
+    """``exc``, marked (distributed) as raised by every rank at the same point."""
+    if group is not None:
+        from fastbp.distributed import collective
+
+        collective(exc)
+    return exc
 
 
 def _write_checkpoint(path, net, settings, history, group, interrupted=None, write=True):
     """checkpoints.write; distributed, with every process's shuffling state (collective)."""
-    ranks = None
-    if group is not None:
-        ranks = group.gather_generators(
-            net, None if interrupted is None else interrupted["epoch_start_rng"])
-    return checkpoints.write(path, net, settings, history, interrupted, write=write,
-                             ranks=ranks)
+    if group is None:
+        return checkpoints.write(path, net, settings, history, interrupted, write=write)
+    ranks = group.gather_generators(
+        net, None if interrupted is None else interrupted["epoch_start_rng"])
+    error = None
+    try:
+        checkpoints.write(path, net, settings, history, interrupted, write=write,
+                          ranks=ranks)
+    except Exception as exc:   # a full disk on rank 0: every rank must stop
+        error = exc
+    group.share_outcome(error, "writing the checkpoint")
 
 
 class _PythonTrainer:

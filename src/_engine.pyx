@@ -325,11 +325,11 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
                     batch_loss = _batch_pass(&lay, A0, Tb, P, P, Wk, m, hidden, output, loss,
                                              matching, task, labels_ptr, order_ptr, start,
                                              &n_correct, <floating> (-lr / m),
-                                             <floating> (1 - lr * l2), 1, n_threads)
+                                             <floating> (1 - lr * l2), 1, 0, n_threads)
                 else:
                     batch_loss = _batch_pass(&lay, A0, Tb, P, G, Wk, m, hidden, output, loss,
                                              matching, task, labels_ptr, order_ptr, start,
-                                             &n_correct, <floating> (1.0 / m), 0, 0,
+                                             &n_correct, <floating> (1.0 / m), 0, 0, 0,
                                              n_threads)
                 # A non-finite loss stops before any update.
                 if not isfinite(batch_loss):
@@ -354,9 +354,13 @@ def gradient_sum(const floating[:, ::1] X,        # IN (n, n_in) this process's 
                  floating[::1] work,              # workspace: acts, deltas, targets
                  const Py_ssize_t[::1] layout,    # see _read_layout
                  int hidden, int output, int loss, bint matching, int task,
-                 Py_ssize_t batch_size, Py_ssize_t step, int n_threads):
+                 Py_ssize_t batch_size, Py_ssize_t step, bint first_layer, int n_threads):
     """One step of a data-parallel fit, before the reduction: this process's rows
     ``[step * batch_size, (step + 1) * batch_size)`` of its epoch order (possibly none).
+
+    Without ``first_layer`` (and with more than one layer), layer 0's weight and bias
+    gradient are left out (their entries are not written): ``first_layer_gradient``
+    computes them next, while the rest of the buffer may already be being reduced.
 
     ``buffer[:n_params]`` := the gradient of the summed loss over those rows (no L2
     term: it is added once, after the reduction); then the slots ``buffer[n_params +
@@ -387,7 +391,9 @@ def gradient_sum(const floating[:, ::1] X,        # IN (n, n_in) this process's 
                 # params is only read (target B is not params): the cast drops const.
                 batch_loss = _batch_pass(&lay, A0, Tb, <floating*> &params[0], B, Wk, m,
                                          hidden, output, loss, matching, task, labels_ptr,
-                                         order_ptr, start, &n_correct, 1, 0, 0, n_threads)
+                                         order_ptr, start, &n_correct, 1, 0, 0,
+                                         0 if first_layer or lay.n_layers == 1 else 1,
+                                         n_threads)
             else:
                 for p in range(lay.n_params):
                     B[p] = 0
@@ -397,6 +403,36 @@ def gradient_sum(const floating[:, ::1] X,        # IN (n, n_in) this process's 
     finally:
         _free_layout(&lay)
     return m
+
+
+def first_layer_gradient(const floating[:, ::1] X,    # IN (n, n_in) this process's inputs
+                         const int64_t[::1] order,   # IN (n,) sample order, or empty
+                         floating[::1] buffer,       # IN/OUT gradient_sum's buffer
+                         floating[::1] work,         # workspace, as gradient_sum left it
+                         const Py_ssize_t[::1] layout,
+                         Py_ssize_t batch_size, Py_ssize_t step, int n_threads):
+    """Layer 0's weight and bias gradient sums of the step that ``gradient_sum(...,
+    first_layer=False)`` just computed (its deltas are still in the workspace)."""
+    cdef Layout lay
+    cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1]
+    cdef Py_ssize_t start = step * batch_size, m
+    cdef floating* B = &buffer[0]
+    cdef floating* Wk = &work[0]
+    cdef const floating* A0
+    m = min(batch_size, n - start) if start < n else 0
+    _read_layout(&lay, layout)
+    try:
+        with nogil:
+            if m > 0 and lay.n_layers > 1:
+                # gradient_sum gathered shuffled rows into the workspace.
+                A0 = Wk + lay.a_off[0] if order.shape[0] > 0 else &X[start, 0]
+                weight_gradient_layer(Wk + lay.d_off[1], A0, B + lay.w_off[0], m,
+                                      lay.sizes[0], lay.sizes[1], 1, 0, n_threads)
+                if lay.b_off[0] >= 0:
+                    _bias_gradient(Wk + lay.d_off[1], B + lay.b_off[0], m, lay.sizes[1], 1,
+                                   0)
+    finally:
+        _free_layout(&lay)
 
 
 def optimizer_update(floating[::1] params,       # IN/OUT flat weights then biases
@@ -448,8 +484,10 @@ cdef double _batch_pass(const Layout* lay, const floating* A0, const floating* T
                         int hidden, int output, int loss, bint matching, int task,
                         const int64_t* labels, const int64_t* order, Py_ssize_t start,
                         int64_t* n_correct, floating alpha, floating beta,
-                        floating bias_beta, int n_threads) noexcept nogil:
-    """Forward pass, loss and output error (BP1), backward pass (BP2) of one batch.
+                        floating bias_beta, Py_ssize_t lowest, int n_threads) noexcept nogil:
+    """Forward pass, loss and output error (BP1), backward pass (BP2) of one batch,
+    down to layer ``lowest`` (0: every layer; 1 leaves layer 0's gradient to
+    _first_layer_gradient, e.g. while the others are being reduced).
 
     Each layer's weight gradient goes to ``target`` (the layout of P):
     ``W_t := alpha * delta.T @ A_prev + beta * W_t``, ``b_t := alpha * sum(delta) +
@@ -481,7 +519,7 @@ cdef double _batch_pass(const Layout* lay, const floating* A0, const floating* T
         return batch_loss
 
     # Backward pass, top layer first: BP2 with P's W, then W's gradient (or update).
-    for l in range(lay.n_layers - 1, -1, -1):
+    for l in range(lay.n_layers - 1, lowest - 1, -1):
         i = lay.sizes[l]
         o = lay.sizes[l + 1]
         A_prev = A0 if l == 0 else Wk + lay.a_off[l]

@@ -60,6 +60,9 @@ def fit_arguments(config):
 
 def equivalence(config, out_dir):
     """Train distributed; rank 0 also steps one process through the same rows."""
+    from fastbp import distributed
+
+    distributed.OVERLAP_FIRST_LAYER = config.get("overlap", False)
     X, Y, X_val, Y_val, bounds, val_bounds, Xr, Yr, Xr_val, Yr_val = make_data(config)
     net = network(config, 10 + rank)
     initial = net._params.copy()
@@ -150,11 +153,11 @@ def _signal_at_step(net, step_number):
     original = trainer_class.gradient_sum
     calls = [0]
 
-    def gradient_sum(self, order, step, buffer):
+    def gradient_sum(self, order, step, buffer, **kwargs):
         if calls[0] == step_number:
             os.kill(os.getpid(), signal.SIGINT)
         calls[0] += 1
-        return original(self, order, step, buffer)
+        return original(self, order, step, buffer, **kwargs)
 
     trainer_class.gradient_sum = gradient_sum
 
@@ -238,7 +241,47 @@ def one_process(config, out_dir):
         json.dump(result, f)
 
 
-SCENARIOS = {"one_process": one_process, "equivalence": equivalence, "divergence": divergence,
+def local_failure(config, out_dir):
+    """An exception on rank 1 alone in the middle of a fit (here, in its gradient):
+    the others would wait for it forever, so fit aborts the job."""
+    X, Y, X_val, Y_val, bounds, val_bounds, Xr, Yr, Xr_val, Yr_val = make_data(config)
+    net = network(config, 10 + rank)
+    if rank == 1:
+        from fastbp import engine, training
+
+        trainer_class = (engine.CompiledTrainer if net.backend == "cython"
+                         else training._PythonTrainer)
+
+        def failing(self, *args, **kwargs):
+            raise MemoryError("rank 1 ran out of memory (simulated)")
+
+        trainer_class.gradient_sum = failing
+    net.fit(Xr, Yr, epochs=2, comm=comm, **fit_arguments(config))
+
+
+def checkpoint_failure(config, out_dir):
+    """Rank 0 cannot write the checkpoint after epoch 1: every rank raises."""
+    X, Y, X_val, Y_val, bounds, val_bounds, Xr, Yr, Xr_val, Yr_val = make_data(config)
+    net = network(config, 10 + rank)
+    if rank == 0:
+        from fastbp import persistence
+
+        def failing(path, arrays):
+            raise OSError(28, "No space left on device (simulated)")
+
+        persistence.write_npz_atomically = failing
+    try:
+        net.fit(Xr, Yr, epochs=2, comm=comm, checkpoint=os.path.join(out_dir, "run.ckpt"),
+                **fit_arguments(config))
+        outcome = "returned"
+    except Exception as exc:
+        outcome = f"{type(exc).__name__}: {exc}"
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump({"outcome": outcome, "epochs_trained": net.epochs_trained}, f)
+
+
+SCENARIOS = {"local_failure": local_failure, "checkpoint_failure": checkpoint_failure,
+             "one_process": one_process, "equivalence": equivalence, "divergence": divergence,
              "bad_argument": bad_argument, "checkpoint_resume": checkpoint_resume}
 
 if __name__ == "__main__":

@@ -72,9 +72,13 @@ def launch(n, args, tmp_path, timeout=TIMEOUT, env=None):
     return result
 
 
-def run_worker(n, scenario, config, tmp_path):
-    result = launch(n, [WORKER, scenario, json.dumps(config), str(tmp_path)], tmp_path)
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+def run_worker(n, scenario, config, tmp_path, check=True):
+    # python -m mpi4py: an exception in the worker's own code aborts every rank at once.
+    result = launch(n, ["-m", "mpi4py", WORKER, scenario, json.dumps(config), str(tmp_path)],
+                    tmp_path)
+    if check:
+        assert result.returncode == 0, (f"exit {result.returncode}\n{result.stdout}\n"
+                                        f"{result.stderr}")
     return result
 
 
@@ -97,7 +101,7 @@ EQUIVALENCE = {
 }
 
 
-@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("backend", ["cython", "numpy", "cython-overlap"])
 @pytest.mark.parametrize("case", sorted(EQUIVALENCE))
 @pytest.mark.parametrize("n, shards, shuffle", [
     (2, [13, 6], True),        # rank 1 runs out of rows after 2 of 4 steps
@@ -105,8 +109,11 @@ EQUIVALENCE = {
 ])
 def test_equals_one_process_stepping_through_the_same_rows(tmp_path, backend, case, n,
                                                              shards, shuffle):
+    # cython-overlap: the reduction of the upper layers starts before layer 0's gradient
+    # is computed (fastbp.distributed.OVERLAP_FIRST_LAYER).
     config = {**BASE, **EQUIVALENCE[case], "shards": shards, "shuffle": shuffle,
-              "backend": backend, "val_shards": [4, 7, 2][:n]}
+              "backend": backend.split("-")[0], "overlap": backend.endswith("overlap"),
+              "val_shards": [4, 7, 2][:n]}
     run_worker(n, "equivalence", config, tmp_path)
     result = np.load(tmp_path / "result.npz")
     params, reference = result["params"], result["reference"]
@@ -186,6 +193,31 @@ def test_rank_0_writes_checkpoints_and_every_rank_resumes_exactly(tmp_path, back
         assert np.array_equal(result["params"][r], result["params"][0])
 
 
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_an_exception_on_one_rank_mid_fit_aborts_the_job_instead_of_hanging(tmp_path,
+                                                                              backend):
+    config = {"sizes": [5, 7, 3], "shards": [10, 17], "batch_size": 4, "backend": backend}
+    # Without python -m mpi4py: fit itself must not leave rank 0 waiting.
+    result = launch(2, [WORKER, "local_failure", json.dumps(config), str(tmp_path)],
+                    tmp_path, timeout=60)
+    assert result.returncode != 0
+    assert "process 1 of 2 failed during a distributed fit; aborting" in result.stderr
+    assert "MemoryError: rank 1 ran out of memory (simulated)" in result.stderr
+
+
+def test_a_checkpoint_rank_0_cannot_write_stops_every_rank(tmp_path):
+    config = {"sizes": [5, 7, 3], "shards": [10, 17, 9], "batch_size": 4}
+    run_worker(3, "checkpoint_failure", config, tmp_path)
+    reports = rank_reports(tmp_path, 3)
+    assert reports[0]["outcome"] == ("OSError: [Errno 28] No space left on device "
+                                     "(simulated)")
+    for report in reports[1:]:
+        assert report["outcome"] == ("RuntimeError: process 0 failed writing the "
+                                     "checkpoint: OSError: [Errno 28] No space left on "
+                                     "device (simulated)")
+    assert {report["epochs_trained"] for report in reports} == {1}
+
+
 FINAL = re.compile(r"^test accuracy (\d\.\d{4}), test loss (\d+\.\d{4}), best epoch (\d+) "
                    r"\((\d\.\d{4})\); trained in \d+\.\d+ s$", re.M)
 
@@ -209,6 +241,11 @@ def test_cli_train_distributed_on_the_digits(tmp_path):
     # Two ranks of batch 32 train with batches of 64: about the single run's accuracy.
     assert accuracy > 0.93 and abs(accuracy - single_accuracy) < 0.03, (accuracy,
                                                                         single_accuracy)
+    # An error before training (here on every rank) ends the job with status 2.
+    bad = launch(2, ["-m", "fastbp", "train", "--distributed", "--data", "/nonexistent"],
+                 tmp_path, timeout=60)
+    assert bad.returncode == 2
+    assert "fastbp: error: IDX directory /nonexistent does not exist" in bad.stderr
 
 
 def test_one_process_with_comm_equals_fit_without_and_comm_is_checked(tmp_path):
