@@ -105,7 +105,8 @@ class CompiledTrainer:
     def run(self, order, first, last):
         """Train batches [first, last); returns (summed loss, n_correct, diverged_at).
 
-        With sample weights the loss and n_correct are weighted sums. diverged_at is the first batch whose loss was not finite (the chunk stopped
+        With sample weights the loss is the sum over batches of m times the batch's
+        weighted mean loss, n_correct the weight of the correct predictions. diverged_at is the first batch whose loss was not finite (the chunk stopped
         there, before updating), or None.
         """
         net, opt = self.net, self.optimizer

@@ -492,9 +492,12 @@ class Network:
             given is not modified). Each sample's loss and output error are scaled by
             its weight and every mini-batch's gradient is divided by the batch's weight
             sum instead of its size, as scikit-learn does (``sum_b w_i dC_i / sum_b w_i
-            + l2 * W``); a batch whose weights are all zero is skipped. ``loss`` and
-            ``accuracy`` in the history are weighted means over the epoch. A resumed
-            fit must be given the same weights.
+            + l2 * W``); a batch whose weights are all zero is skipped. The history's
+            ``loss`` is then the mean over the epoch's batches, weighted by their sizes,
+            of each batch's weighted mean loss (scikit-learn's ``loss_curve_``; the
+            weighted mean of all samples when the batch is the whole data), and
+            ``accuracy`` the weight of the correct samples over the total weight. A
+            resumed fit must be given the same weights.
 
         Returns
         -------

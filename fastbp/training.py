@@ -148,7 +148,7 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
             finally:
                 if bar is not None:
                     bar.close()
-            history["loss"].append(total_loss / total_weight + net._l2_term())
+            history["loss"].append(total_loss / n + net._l2_term())
             if labels is not None:
                 history["accuracy"].append(correct / total_weight)
             if validation_data is not None:
@@ -187,17 +187,18 @@ class _PythonTrainer:
 
     def run(self, order, first, last):
         """Train batches [first, last); returns (summed loss, n_correct, diverged_at),
-        the loss and n_correct weighted with sample weights (as the compiled engine)."""
+        weighted with sample weights as in the compiled engine (fastbp/engine.py)."""
         net, X, T, labels, batch = self.net, self.X, self.T, self.labels, self.batch_size
         total_loss, correct = 0.0, 0
-        w = None
+        w, norm = None, None
         for bi in range(first, last):
             start = bi * batch
             m = min(batch, X.shape[0] - start)
             idx = order[start:start + m] if order is not None else slice(start, start + m)
             if self.weights is not None:
                 w = self.weights[idx]
-                if w.sum() == 0:  # no sample counts: no update (as the engine)
+                norm = w.sum()
+                if norm == 0:  # no sample counts: no update (as the engine)
                     continue
             acts, deltas, Tb = self.workspace.view(m)
             if order is not None:
@@ -209,7 +210,8 @@ class _PythonTrainer:
             batch_loss, A_out = net._backprop(acts, deltas, Tb, m, w)
             if not np.isfinite(batch_loss):
                 return total_loss, correct, bi
-            total_loss += batch_loss
+            # With weights: m times the batch's weighted mean loss (as the engine).
+            total_loss += batch_loss if w is None else batch_loss * m / norm
             if labels is not None:
                 correct += net._n_correct(A_out, labels[idx], w)
             self.optimizer.step(net._params, net._grads)

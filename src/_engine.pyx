@@ -285,7 +285,8 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
 
     With weights, each row's loss, error and correct prediction count with its weight,
     and a batch's gradient is normalised by the batch's weight sum instead of its size
-    (scikit-learn's rule); the loss and n_correct returned are weighted sums. A batch
+    (scikit-learn's rule). The loss returned is then the sum over batches of m times the
+    batch's weighted mean loss, n_correct the weight of the correct predictions. A batch
     whose weights sum to 0 is skipped (no update).
     """
     cdef Layout lay
@@ -355,7 +356,9 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
                 if not isfinite(batch_loss):
                     diverged_at = bi
                     break
-                total_loss += batch_loss
+                # With weights, the batch's weighted mean loss counts m times (the
+                # epoch's loss is then scikit-learn's: the batches' means averaged by size).
+                total_loss += batch_loss if weights_ptr == NULL else batch_loss * m / norm
 
                 # Backward pass, top layer first: BP2 with the old W, then W's update.
                 for l in range(lay.n_layers - 1, -1, -1):
