@@ -49,11 +49,13 @@ caller's ``training_data`` list in its order (it shuffles indices, the same way)
 """
 
 import random
+import weakref
 
 import numpy as np
 from scipy.special import expit
 
 from fastbp import kernels
+from fastbp._validation import all_finite
 from fastbp.network import Network as _FastbpNetwork
 
 __all__ = ["Network", "sigmoid", "sigmoid_prime"]
@@ -205,6 +207,9 @@ class Network:
             return self._tutorial_sgd(training_data, epochs, mini_batch_size, eta, test_data)
         self._sync()
         X, Y = self._training_arrays(training_data, "training_data") if n else (None, None)
+        if n:
+            _check_finite(X, "training_data[i][0]")
+            _check_finite(Y, "training_data[i][1]")
         test_arrays = None
         if test_data and not self._overrides("evaluate", "feedforward"):
             test_arrays = self._test_arrays(test_data)
@@ -220,8 +225,9 @@ class Network:
                 epoch_order = np.array(order, dtype=np.int64)
                 net._epoch_order = lambda size, epoch_order=epoch_order: epoch_order
                 try:
+                    # The data were checked above: no scan of them for NaN every epoch.
                     net.fit(X, Y, epochs=1, batch_size=mini_batch_size, learning_rate=eta,
-                            shuffle=True, resume=j > 0)
+                            shuffle=True, resume=j > 0, check_input=False)
                 finally:
                     del net._epoch_order
             if test_data:
@@ -325,12 +331,19 @@ class Network:
         return X, Y
 
     def _test_arrays(self, data):
-        """X (n, n_inputs) float64 and int labels (n,) from a list of (x, label)."""
+        """X (n, n_inputs) float64, checked finite, and int labels (n,) from a list of
+        (x, label)."""
         X = _stack_columns([x for x, _ in data], self.sizes[0], "test_data[i][0]")
+        _check_finite(X, "test_data[i][0]")
         return X, _labels([y for _, y in data], self.sizes[-1], "test_data[i][1]")
 
     def _count_correct(self, X, labels):
-        return int(np.count_nonzero(self._net.predict(X) == labels))
+        """Samples whose highest output is their label (the tutorial's argmax), from
+        arrays made by _test_arrays: one blocked forward pass, no re-checking."""
+        correct = 0
+        for start, stop, A in self._net._blocks(X):
+            correct += int(np.count_nonzero(A.argmax(axis=1) == labels[start:stop]))
+        return correct
 
     # ----- copying and pickling: the views must survive ------------------------------
 
@@ -355,16 +368,81 @@ class Network:
         return f"fastbp.compat.network.Network({list(self.sizes)})"
 
 
+# Columns made by fastbp.compat.tutorial_data are (size, 1) views of the rows of one
+# C-contiguous float64 array. They are registered here, by id, with that array and their
+# row, so that _stack_columns can hand the array's rows to fit without copying them. Each
+# entry holds a weak reference to its column (a new object that reuses a dead column's
+# id is not mistaken for it) and goes away with the column.
+_ROWS = {}
+
+
+class _RowRef(weakref.ref):
+    """A weak reference to a registered column, with the array and row it views."""
+
+    __slots__ = ("key", "base", "row", "layout")
+
+    def __new__(cls, column, base, row):
+        self = super().__new__(cls, column, _forget_row)
+        self.key, self.base, self.row = id(column), base, row
+        self.layout = (column.shape, column.strides, column.dtype)
+        return self
+
+    def __init__(self, column, base, row):
+        super().__init__(column, _forget_row)
+
+
+def _forget_row(ref):
+    if _ROWS.get(ref.key) is ref:
+        del _ROWS[ref.key]
+
+
+def _register_rows(base, columns):
+    """Record that ``columns[i]`` is row ``i`` of ``base`` (a C-contiguous float64 array)."""
+    for row, column in enumerate(columns):
+        ref = _RowRef(column, base, row)
+        _ROWS[ref.key] = ref
+
+
+def _registered_rows(columns, size):
+    """The rows of the array that registered columns view, as an (n, size) float64
+    array (a view when they are consecutive rows in order, else a gather), or None
+    unless every column is a registered view still as tutorial_data made it."""
+    get = _ROWS.get
+    first = get(id(columns[0]))
+    if first is None or first() is not columns[0] or first.base.shape[1] != size:
+        return None
+    base, start = first.base, first.row
+    rows = []
+    for column in columns:
+        ref = get(id(column))
+        if (ref is None or ref() is not column or ref.base is not base
+                or (column.shape, column.strides, column.dtype) != ref.layout):
+            return None
+        rows.append(ref.row)
+    if rows == list(range(start, start + len(rows))):
+        return base[start:start + len(rows)]
+    return base[rows]
+
+
 def _stack_columns(columns, size, name):
-    """The columns (each ``size`` numbers, e.g. shape (size, 1)) as rows of a float64 array."""
+    """The columns (each ``size`` numbers, e.g. shape (size, 1)) as the rows of a
+    C-contiguous float64 array (n, size), which may be a view of the columns' data."""
     n = len(columns)
+    if n:
+        rows = _registered_rows(columns, size)
+        if rows is not None:
+            return rows
+    shape = (size, 1)
+    if n and all(type(column) is np.ndarray and column.shape == shape for column in columns):
+        # The tutorial's columns: each reshaped to a row (a view when it is contiguous),
+        # rows copied one after the other. (Writing them through a transposed view of
+        # the result instead strides through memory and is several times slower.)
+        try:
+            return np.concatenate([column.reshape(1, size) for column in columns], axis=0,
+                                  dtype=np.float64, casting="same_kind")
+        except TypeError:
+            pass  # complex, object or text data: reported below
     X = np.empty((n, size))
-    try:
-        # The tutorial's (size, 1) columns side by side, written straight into X.T.
-        np.concatenate(columns, axis=1, out=X.T)
-        return X
-    except (ValueError, TypeError):
-        pass
     for i, column in enumerate(columns):
         array = np.asarray(column)
         if array.dtype.kind not in "biuf":
@@ -374,6 +452,11 @@ def _stack_columns(columns, size, name):
                              f"{array.shape}")
         X[i] = array.reshape(size)
     return X
+
+
+def _check_finite(X, name):
+    if not all_finite(X):
+        raise ValueError(f"{name} contains NaN or inf")
 
 
 def _labels(values, n_classes, name):
