@@ -567,3 +567,18 @@ def test_parameter_errors_are_sklearns_invalid_parameter_error(digits64):
         for est in (MLPClassifier(**params), sk.MLPClassifier(**params)):
             with pytest.raises(InvalidParameterError):
                 est.fit(X[:20], y[:20])
+
+
+def test_partial_fit_classes_is_documented_as_it_behaves():
+    """defect 5: classes is required on the first call, multi-label too, and checked later."""
+    doc = MLPClassifier.partial_fit.__doc__
+    assert "ignored after" not in doc and "(not for" not in doc
+    assert "Required on the" in doc and "multi-label targets too" in doc
+    X, Y = make_multilabel_classification(n_samples=40, n_classes=3, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X, Y)
+    clf.partial_fit(X, Y, classes=np.arange(3))
+    clf.partial_fit(X, Y)  # later calls may omit it
+    with pytest.raises(ValueError, match="not the same as on last call"):
+        clf.partial_fit(X, Y, classes=np.arange(4))
