@@ -16,7 +16,8 @@ attributes, data format, random numbers and printed lines, so code written for t
 an int label (:func:`fastbp.compat.tutorial_data` builds both from arrays).
 
 What changes is where the work is done: ``SGD`` converts the lists to arrays once per
-call and trains each epoch with :meth:`fastbp.Network.fit` (float64, sigmoid layers,
+call (the lists of :func:`fastbp.compat.tutorial_data` are views of one array, which it
+uses as it is) and trains each epoch with :meth:`fastbp.Network.fit` (float64, sigmoid layers,
 ``mse`` = the quadratic cost ``1/2 ||a - y||^2``, plain SGD with learning rate ``eta``:
 the tutorial's ``w - eta/m * sum of gradients`` is the mean gradient step), in whole
 compiled chunks of mini-batches instead of a Python loop per sample. Everything else
