@@ -101,7 +101,8 @@ class ProcessGroup:
         ``plan`` is this rank's from training.prepare (None if ``error``)."""
         signature = None if plan is None else _signature(net, plan)
         report = (None if error is None else (type(error).__name__, str(error)),
-                  signature, None if plan is None else (plan.n, plan.batch))
+                  signature, None if plan is None else (plan.n, plan.batch,
+                                                        plan.total_weight))
         reports = self.comm.allgather(report)
         # The same number of threads per node, from one collective call on every rank.
         self.node_threads = default_threads(self.comm)
@@ -122,9 +123,11 @@ class ProcessGroup:
                 raise collective(ValueError(
                     f"fit(comm=...): every process must fit the same network with the "
                     f"same settings; process {r} differs: {'; '.join(differences)}"))
-        self.shards = [n for _, _, (n, _) in reports]
-        self.batches = [batch for _, _, (_, batch) in reports]
+        self.shards = [n for _, _, (n, _, _) in reports]
+        self.batches = [batch for _, _, (_, batch, _) in reports]
         self.total = sum(self.shards)
+        # What the epoch's correct count is divided by: rows, or the weights' sum.
+        self.total_weight = sum(weight for _, _, (_, _, weight) in reports)
         self.steps = max(-(-n // b) for n, b in zip(self.shards, self.batches))
 
     def start(self, net, plan):
@@ -165,8 +168,8 @@ class ProcessGroup:
         """Rows of all ranks in steps [0, step) of an epoch."""
         return sum(min(step * b, n) for n, b in zip(self.shards, self.batches))
 
-    def stepper(self, net, trainer, interrupt):
-        return DataParallelSteps(self, net, trainer, interrupt)
+    def stepper(self, net, trainer, interrupt, weighted=False):
+        return DataParallelSteps(self, net, trainer, interrupt, weighted)
 
     def epoch_end(self, val_total, val_correct, n_val, seconds, pending):
         """Sum the validation over ranks, agree on a Ctrl-C, take rank 0's seconds
@@ -218,8 +221,9 @@ class DataParallelSteps:
     it, ``stop`` says whether any rank had a Ctrl-C pending at a step's reduction.
     """
 
-    def __init__(self, group, net, trainer, interrupt):
+    def __init__(self, group, net, trainer, interrupt, weighted=False):
         self.group, self.trainer, self.interrupt = group, trainer, interrupt
+        self.weighted = weighted
         n_params = net._params.size
         # [gradient sum | loss, correct, rows | stop flag], summed in one Allreduce.
         self.buffer = np.zeros(n_params + REDUCED_SLOTS + 1, net.dtype)
@@ -261,9 +265,18 @@ class DataParallelSteps:
             # The reduced loss is every rank's: a non-finite one on any rank stops all.
             if not math.isfinite(step_loss):
                 return total_loss, correct, step
-            self.trainer.update(self.grads, 1.0 / float(buffer[s + SLOT_NORMALISER]))
-            total_loss += step_loss
-            correct += int(buffer[s + SLOT_CORRECT])
+            norm = float(buffer[s + SLOT_NORMALISER])
+            if not self.weighted:
+                self.trainer.update(self.grads, 1.0 / norm)
+                total_loss += step_loss
+                correct += int(buffer[s + SLOT_CORRECT])
+            elif norm > 0:
+                # As one process: the step's weighted mean loss counts once per row, and
+                # a step whose weights are all zero is skipped (no update).
+                self.trainer.update(self.grads, 1.0 / norm)
+                rows = self.group.rows_through(step + 1) - self.group.rows_through(step)
+                total_loss += step_loss * rows / norm
+                correct += float(buffer[s + SLOT_CORRECT])
         return total_loss, correct, None
 
 

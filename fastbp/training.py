@@ -18,7 +18,7 @@ import numpy as np
 
 from fastbp import checkpoints
 from fastbp._threads import check_thread_count, get_num_threads
-from fastbp._validation import all_finite, check_positive_int
+from fastbp._validation import all_finite, check_positive_int, check_sample_weight
 from fastbp.engine import CompiledTrainer, batches_per_chunk
 
 # The slots after the gradient in a data-parallel step's buffer (src/_engine.pyx).
@@ -29,7 +29,7 @@ from fastbp.optimizers import OPTIMIZERS, make_optimizer
 def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
         momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, shuffle=True,
         validation_data=None, verbose=False, n_threads=None, resume=False, check_input=True,
-        checkpoint=None, comm=None):
+        checkpoint=None, sample_weight=None, comm=None):
     """The body of :meth:`fastbp.Network.fit` (documented there)."""
     group = None
     if comm is not None:
@@ -42,7 +42,7 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
     try:
         plan = prepare(net, X, Y, epochs, batch_size, learning_rate, optimizer, momentum,
                        nesterov, beta1, beta2, eps, shuffle, validation_data, verbose,
-                       n_threads, resume, check_input, checkpoint,
+                       n_threads, resume, check_input, checkpoint, sample_weight,
                        distributed=group is not None)
     except Exception as exc:
         if group is None:
@@ -68,11 +68,12 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
 
 def prepare(net, X, Y, epochs, batch_size, learning_rate, optimizer, momentum, nesterov,
             beta1, beta2, eps, shuffle, validation_data, verbose, n_threads, resume,
-            check_input, checkpoint, distributed=False):
+            check_input, checkpoint, sample_weight=None, distributed=False):
     """Check fit's arguments and gather what the fit needs; changes nothing.
 
-    Returns a namespace: the checked data (``X``, ``T``, ``labels``, ``validation``),
-    ``n``, ``batch``, ``epochs``, ``optimizer`` (this fit's, not yet the network's),
+    Returns a namespace: the checked data (``X``, ``T``, ``labels``, ``weights``,
+    ``validation``), ``n``, ``total_weight`` (n, or the weights' sum), ``batch``,
+    ``epochs``, ``optimizer`` (this fit's, not yet the network's),
     ``settings`` (what a checkpoint records), ``history_keys``, ``run`` (the
     checkpoint's fit that ``resume=True`` continues, or None), ``checkpoint``,
     ``shuffle``, ``verbose`` and ``n_threads``. With ``distributed``, the checks that
@@ -84,6 +85,9 @@ def prepare(net, X, Y, epochs, batch_size, learning_rate, optimizer, momentum, n
     T, labels = net._check_Y(Y, X.shape[0], check_finite=check_input)
     epochs = check_positive_int("epochs", epochs)
     n = X.shape[0]
+    weights = check_sample_weight(sample_weight, n)
+    # What the epoch's summed loss and correct count are divided by.
+    total_weight = n if weights is None else float(weights.sum())
     batch_size = check_positive_int("batch_size", batch_size, allow_none=True)
     batch = n if batch_size is None else min(batch_size, n)
     if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
@@ -105,7 +109,8 @@ def prepare(net, X, Y, epochs, batch_size, learning_rate, optimizer, momentum, n
                     *(["val_loss"] if validation_data is not None else []),
                     *(["val_accuracy"] if labels_val is not None else []), "seconds"]
     settings = checkpoints.fit_settings(optimizer, learning_rate, momentum, nesterov, beta1,
-                                        beta2, eps, batch_size, shuffle, n, history_keys)
+                                        beta2, eps, batch_size, shuffle, n, history_keys,
+                                        weighted=weights is not None)
     # A network loaded from a checkpoint: resume=True continues that fit, with its settings.
     run = net._checkpoint_run if resume else None
     if run is not None and not distributed:
@@ -119,7 +124,8 @@ def prepare(net, X, Y, epochs, batch_size, learning_rate, optimizer, momentum, n
     else:
         n_threads = None
     return SimpleNamespace(
-        X=X, T=T, labels=labels, validation=validation, n=n, batch=batch, epochs=epochs,
+        X=X, T=T, labels=labels, weights=weights, validation=validation, n=n,
+        total_weight=total_weight, batch=batch, epochs=epochs,
         optimizer=opt, settings=settings, history_keys=history_keys, run=run,
         checkpoint=checkpoint, shuffle=bool(shuffle), verbose=verbose, n_threads=n_threads,
         threads_given=threads_given)
@@ -129,8 +135,9 @@ def make_trainer(net, plan):
     """The trainer of the network's backend: the compiled engine or the NumPy loop."""
     if net._backend.name == "cython":
         return CompiledTrainer(net, plan.X, plan.T, plan.labels, plan.batch, plan.optimizer,
-                               plan.n_threads)
-    return _PythonTrainer(net, plan.X, plan.T, plan.labels, plan.batch, plan.optimizer)
+                               plan.n_threads, plan.weights)
+    return _PythonTrainer(net, plan.X, plan.T, plan.labels, plan.batch, plan.optimizer,
+                          plan.weights)
 
 
 def _train(net, plan, trainer, group):
@@ -150,6 +157,7 @@ def _train(net, plan, trainer, group):
                     n_threads=plan.n_threads)
     if group is None:
         n_total, n_batches = n, -(-n // batch)
+        total_weight = plan.total_weight
         chunk = batches_per_chunk(net.sizes, batch)
         write_checkpoint = True
         verbose = plan.verbose
@@ -160,6 +168,7 @@ def _train(net, plan, trainer, group):
         # Distributed: one step at a time, each with its reduction; history, loss and
         # accuracy are over every process's rows; rank 0 writes and shows progress.
         n_total, n_batches, chunk = group.total, group.steps, 1
+        total_weight = group.total_weight
         write_checkpoint = group.rank == 0
         verbose = plan.verbose and group.rank == 0
         rows_through = group.rows_through
@@ -171,7 +180,8 @@ def _train(net, plan, trainer, group):
     # (backend="numpy") would only repeat that.
     with trainer, _DeferredInterrupt() as interrupt, np.errstate(over="ignore",
                                                                   invalid="ignore"):
-        stepper = trainer if group is None else group.stepper(net, trainer, interrupt)
+        stepper = trainer if group is None else group.stepper(net, trainer, interrupt,
+                                                              settings["weighted"])
         for epoch in range(epochs):
             start_time = time.perf_counter()
             first_batch, total_loss, correct, earlier_seconds = 0, 0.0, 0, 0.0
@@ -244,7 +254,7 @@ def _train(net, plan, trainer, group):
                     val_total, val_correct, n_val, seconds, interrupt.pending)
             history["loss"].append(total_loss / n_total + net._l2_term())
             if labels is not None:
-                history["accuracy"].append(correct / n_total)
+                history["accuracy"].append(correct / total_weight)
             if validation is not None:
                 history["val_loss"].append(val_total / n_val + net._l2_term())
                 if validation[2] is not None:
@@ -296,8 +306,9 @@ class _PythonTrainer:
     The same algorithm as the compiled engine, one kernel call per layer and batch.
     """
 
-    def __init__(self, net, X, T, labels, batch_size, optimizer):
+    def __init__(self, net, X, T, labels, batch_size, optimizer, sample_weight=None):
         self.net, self.X, self.T, self.labels = net, X, T, labels
+        self.weights = sample_weight
         self.batch_size = batch_size
         self.optimizer = optimizer
         self.workspace = net._workspace(batch_size)
@@ -309,27 +320,34 @@ class _PythonTrainer:
         pass
 
     def run(self, order, first, last):
-        """Train batches [first, last); returns (summed loss, n_correct, diverged_at)."""
+        """Train batches [first, last); returns (summed loss, n_correct, diverged_at),
+        weighted with sample weights as in the compiled engine (fastbp/engine.py)."""
         net, X, T, labels, batch = self.net, self.X, self.T, self.labels, self.batch_size
         total_loss, correct = 0.0, 0
+        w, norm = None, None
         for bi in range(first, last):
             start = bi * batch
             m = min(batch, X.shape[0] - start)
+            idx = order[start:start + m] if order is not None else slice(start, start + m)
+            if self.weights is not None:
+                w = self.weights[idx]
+                norm = w.sum()
+                if norm == 0:  # no sample counts: no update (as the engine)
+                    continue
             acts, deltas, Tb = self.workspace.view(m)
             if order is not None:
-                idx = order[start:start + m]
                 np.take(X, idx, axis=0, out=acts[0])
                 np.take(T, idx, axis=0, out=Tb)
             else:
-                idx = slice(start, start + m)
                 acts[0][...] = X[idx]
                 Tb[...] = T[idx]
-            batch_loss, A_out = net._backprop(acts, deltas, Tb, m)
+            batch_loss, A_out = net._backprop(acts, deltas, Tb, m, w)
             if not np.isfinite(batch_loss):
                 return total_loss, correct, bi
-            total_loss += batch_loss
+            # With weights: m times the batch's weighted mean loss (as the engine).
+            total_loss += batch_loss if w is None else batch_loss * m / norm
             if labels is not None:
-                correct += net._n_correct(A_out, labels[idx])
+                correct += net._n_correct(A_out, labels[idx], w)
             self.optimizer.step(net._params, net._grads)
         return total_loss, correct, None
 
@@ -337,7 +355,8 @@ class _PythonTrainer:
 
     def gradient_sum(self, order, step, buffer):
         """Fill ``buffer`` with this process's gradient sum over rows [step * b,
-        (step + 1) * b) of its epoch order, then loss sum, correct count and row count."""
+        (step + 1) * b) of its epoch order, then loss sum, correct count and row count
+        (weighted sums and the weight sum with sample weights)."""
         net, X, T, labels, batch = self.net, self.X, self.T, self.labels, self.batch_size
         n_params = net._params.size
         start = step * batch
@@ -346,20 +365,20 @@ class _PythonTrainer:
         if m == 0:
             return
         acts, deltas, Tb = self.workspace.view(m)
+        idx = order[start:start + m] if order is not None else slice(start, start + m)
         if order is not None:
-            idx = order[start:start + m]
             np.take(X, idx, axis=0, out=acts[0])
             np.take(T, idx, axis=0, out=Tb)
         else:
-            idx = slice(start, start + m)
             acts[0][...] = X[idx]
             Tb[...] = T[idx]
-        batch_loss, A_out = net._backprop(acts, deltas, Tb, m, scale=1.0, add_l2=False)
+        w = None if self.weights is None else self.weights[idx]
+        batch_loss, A_out = net._backprop(acts, deltas, Tb, m, w, scale=1.0, add_l2=False)
         buffer[:n_params] = net._grads
         buffer[n_params + SLOT_LOSS] = batch_loss
         if labels is not None:
-            buffer[n_params + SLOT_CORRECT] = net._n_correct(A_out, labels[idx])
-        buffer[n_params + SLOT_NORMALISER] = m
+            buffer[n_params + SLOT_CORRECT] = net._n_correct(A_out, labels[idx], w)
+        buffer[n_params + SLOT_NORMALISER] = m if w is None else w.sum()
 
     def update(self, grads, scale):
         """One optimiser step with the gradient ``scale * grads`` (+ L2); grads is

@@ -14,12 +14,14 @@ so a run is bit-reproducible for a given thread count.
 
 For plain SGD the update is folded into the weight-gradient gemm:
 ``W := (1 - lr * l2) * W - (lr / m) * delta.T @ A_prev`` (alpha and beta of gemm),
-after the layer's delta for the layer below has been computed with the old W.
+after the layer's delta for the layer below has been computed with the old W; ``m`` is
+the batch's size, or with sample weights its weight sum (the output error of each row
+carries its weight, so no per-batch array is needed).
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport isfinite, log, sqrt, sqrtf
+from libc.math cimport INFINITY, isfinite, log, sqrt, sqrtf
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -100,50 +102,89 @@ cdef void _bias_gradient(const floating* delta, floating* out, Py_ssize_t m,
             out[j] = out[j] + alpha * row[j]
 
 
+cdef inline double _clip(double a, double low, double high) noexcept nogil:
+    """a clipped to [low, high]; NaN stays NaN, so that a diverged output shows in the loss."""
+    if a < low:
+        return low
+    if a > high:
+        return high
+    return a
+
+
 cdef double _output_error(const floating* A, const floating* Y, floating* delta,
                           Py_ssize_t m, Py_ssize_t k, int output, int loss,
                           bint matching, int task, const int64_t* labels,
-                          const int64_t* order, Py_ssize_t start,
-                          int64_t* n_correct) noexcept nogil:
-    """delta := dC/dz (BP1) for each row; returns the summed loss, counts correct predictions."""
-    cdef Py_ssize_t r, j, o, best
-    cdef double total = 0, a, y, d
+                          const double* weights, const int64_t* order, Py_ssize_t start,
+                          double* n_correct) noexcept nogil:
+    """delta := w * dC/dz (BP1) for each row of weight w (1 without weights); returns the
+    summed w * C and adds the weights of the correct predictions to n_correct.
+
+    softmax + cross-entropy: dC/dz = A * sum(Y) - Y, which is A - Y for rows summing to 1.
+    """
+    cdef Py_ssize_t r, j, o, best, sample
+    cdef double total = 0, row_loss, a, y, d, y_sum, w = 1
     cdef floating eps = 1.1920929e-07 if floating is float else 2.220446049250313e-16
     cdef int64_t label
     cdef bint row_ok
     for r in range(m):
         o = r * k
+        sample = order[start + r] if order != NULL else start + r
+        if weights != NULL:
+            w = weights[sample]
+        row_loss = 0
+        y_sum = 0
         for j in range(o, o + k):
             a = A[j]
             y = Y[j]
             if loss == MSE:
                 d = a - y
-                total += 0.5 * d * d
+                row_loss += 0.5 * d * d
             elif output == SOFTMAX:
+                y_sum += y
                 if y != 0:
-                    total -= y * log(a if a > eps else eps)
+                    row_loss -= y * log(_clip(a, eps, INFINITY))
             else:
-                total -= y * log(min(max(a, eps), 1 - eps))
-                total -= (1 - y) * log(min(max(1 - a, eps), 1 - eps))
+                row_loss -= y * log(_clip(a, eps, 1 - eps))
+                row_loss -= (1 - y) * log(_clip(1 - a, eps, 1 - eps))
             delta[j] = A[j] - Y[j]
+        if loss == CROSS_ENTROPY and output == SOFTMAX and y_sum != 1:
+            for j in range(o, o + k):
+                delta[j] = A[j] * <floating> y_sum - Y[j]
         if not matching:
             derivative_product_block(delta, delta, A, k, r, r + 1, 0, k, output)
+        if weights != NULL:
+            for j in range(o, o + k):
+                delta[j] = delta[j] * <floating> w
+        total += w * row_loss
         if task == TASK_MULTICLASS:
             best = 0
             for j in range(1, k):
                 if A[o + j] > A[o + best]:
                     best = j
-            label = labels[order[start + r] if order != NULL else start + r]
-            n_correct[0] += best == label
+            label = labels[sample]
+            if best == label:
+                n_correct[0] += w
         elif task == TASK_BINARY:
-            label = labels[order[start + r] if order != NULL else start + r]
-            n_correct[0] += (A[o] > 0.5) == (label == 1)
+            label = labels[sample]
+            if (A[o] > 0.5) == (label == 1):
+                n_correct[0] += w
         elif task == TASK_MULTILABEL:
             row_ok = True
             for j in range(o, o + k):
                 if (A[j] > 0.5) != (Y[j] > 0.5):
                     row_ok = False
-            n_correct[0] += row_ok
+            if row_ok:
+                n_correct[0] += w
+    return total
+
+
+cdef double _batch_weight(const double* weights, const int64_t* order, Py_ssize_t start,
+                          Py_ssize_t m) noexcept nogil:
+    """The sum of the batch's sample weights."""
+    cdef double total = 0
+    cdef Py_ssize_t r
+    for r in range(m):
+        total += weights[order[start + r] if order != NULL else start + r]
     return total
 
 
@@ -276,6 +317,7 @@ cdef inline void _momentum(floating* params, const floating* grads, floating* ve
 def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
                 const floating[:, ::1] T,         # IN (n, k) targets
                 const int64_t[::1] labels,        # IN (n,) class labels, or empty
+                const double[::1] weights,        # IN (n,) sample weights, or empty: all 1
                 const int64_t[::1] order,         # IN (n,) sample order, or empty: in order
                 floating[::1] params,             # IN/OUT flat weights then biases
                 floating[::1] grads,              # OUT scratch, same layout
@@ -292,15 +334,21 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
     Returns (summed loss, n_correct, adam_t, diverged_at): diverged_at is the index of
     the first batch whose loss is not finite (its update is not applied and the chunk
     stops there), or -1.
+
+    With weights, each row's loss, error and correct prediction count with its weight,
+    and a batch's gradient is normalised by the batch's weight sum instead of its size
+    (scikit-learn's rule). The loss returned is then the sum over batches of m times the
+    batch's weighted mean loss, n_correct the weight of the correct predictions. A batch
+    whose weights sum to 0 is skipped (no update).
     """
     cdef Layout lay
     cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], k = T.shape[1]
     cdef Py_ssize_t bi, start, m
-    cdef double total_loss = 0, batch_loss
-    cdef int64_t n_correct = 0
+    cdef double total_loss = 0, batch_loss, n_correct = 0, norm
     cdef Py_ssize_t diverged_at = -1
     cdef const int64_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
     cdef const int64_t* labels_ptr = &labels[0] if labels.shape[0] > 0 else NULL
+    cdef const double* weights_ptr = &weights[0] if weights.shape[0] > 0 else NULL
     cdef floating* P = &params[0]
     cdef floating* G = &grads[0]
     cdef floating* S1 = &state1[0] if state1.shape[0] > 0 else NULL
@@ -316,26 +364,36 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
             for bi in range(first, last):
                 start = bi * batch_size
                 m = min(batch_size, n - start)
+                # The gradient's normaliser: the batch's size, or its weight sum.
+                norm = m
+                if weights_ptr != NULL:
+                    norm = _batch_weight(weights_ptr, order_ptr, start, m)
+                    if norm == 0:
+                        continue
                 _load_batch(&lay, &X[0, 0], &T[0, 0], labels_ptr, order_ptr, Wk, n, n_in, k,
                             start, m, min(batch_size, n - start - m) if bi + 1 < last else 0,
                             &A0, &Tb, n_threads)
                 # Plain SGD: the update is folded into the weight-gradient gemm, W :=
-                # (1 - lr l2) W - (lr / m) delta.T A_prev; the others get the mean gradient.
+                # (1 - lr l2) W - (lr / norm) delta.T A_prev; the others get the mean
+                # gradient.
                 if plain_sgd:
                     batch_loss = _batch_pass(&lay, A0, Tb, P, P, Wk, m, hidden, output, loss,
-                                             matching, task, labels_ptr, order_ptr, start,
-                                             &n_correct, <floating> (-lr / m),
+                                             matching, task, labels_ptr, weights_ptr,
+                                             order_ptr, start, &n_correct,
+                                             <floating> (-lr / norm),
                                              <floating> (1 - lr * l2), 1, 0, n_threads)
                 else:
                     batch_loss = _batch_pass(&lay, A0, Tb, P, G, Wk, m, hidden, output, loss,
-                                             matching, task, labels_ptr, order_ptr, start,
-                                             &n_correct, <floating> (1.0 / m), 0, 0, 0,
-                                             n_threads)
+                                             matching, task, labels_ptr, weights_ptr,
+                                             order_ptr, start, &n_correct,
+                                             <floating> (1.0 / norm), 0, 0, 0, n_threads)
                 # A non-finite loss stops before any update.
                 if not isfinite(batch_loss):
                     diverged_at = bi
                     break
-                total_loss += batch_loss
+                # With weights, the batch's weighted mean loss counts m times (the
+                # epoch's loss is then scikit-learn's: the batches' means averaged by size).
+                total_loss += batch_loss if weights_ptr == NULL else batch_loss * m / norm
                 if not plain_sgd:
                     adam_t += 1
                     _optimizer_step(P, G, S1, S2, lay.n_weights, lay.n_params, optimizer, lr,
@@ -348,6 +406,7 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
 def gradient_sum(const floating[:, ::1] X,        # IN (n, n_in) this process's inputs
                  const floating[:, ::1] T,        # IN (n, k) targets
                  const int64_t[::1] labels,       # IN (n,) class labels, or empty
+                 const double[::1] weights,       # IN (n,) sample weights, or empty: all 1
                  const int64_t[::1] order,        # IN (n,) sample order, or empty: in order
                  const floating[::1] params,      # IN flat weights then biases
                  floating[::1] buffer,            # OUT (n_params + REDUCED_SLOTS,)
@@ -366,32 +425,37 @@ def gradient_sum(const floating[:, ::1] X,        # IN (n, n_in) this process's 
     term: it is added once, after the reduction); then the slots ``buffer[n_params +
     SLOT_LOSS]`` := the summed loss, ``SLOT_CORRECT`` := correct predictions and
     ``SLOT_NORMALISER`` := the rows' count (what the reduced gradient is divided by).
+    With weights, each row's loss, gradient and correct prediction count with its
+    weight, and the normaliser is the rows' weight sum.
     Summing these buffers over processes gives the step's whole gradient and totals.
     Returns the number of rows used.
     """
     cdef Layout lay
     cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], k = T.shape[1]
     cdef Py_ssize_t start = step * batch_size, m, p
-    cdef double batch_loss = 0
-    cdef int64_t n_correct = 0
+    cdef double batch_loss = 0, n_correct = 0, norm
     cdef const int64_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
     cdef const int64_t* labels_ptr = &labels[0] if labels.shape[0] > 0 else NULL
+    cdef const double* weights_ptr = &weights[0] if weights.shape[0] > 0 else NULL
     cdef floating* B = &buffer[0]
     cdef floating* Wk = &work[0]
     cdef const floating* A0
     cdef const floating* Tb
 
     m = min(batch_size, n - start) if start < n else 0
+    norm = m
     _read_layout(&lay, layout)
     try:
         with nogil:
+            if m > 0 and weights_ptr != NULL:
+                norm = _batch_weight(weights_ptr, order_ptr, start, m)
             if m > 0:
                 _load_batch(&lay, &X[0, 0], &T[0, 0], labels_ptr, order_ptr, Wk, n, n_in, k,
                             start, m, 0, &A0, &Tb, n_threads)
                 # params is only read (target B is not params): the cast drops const.
                 batch_loss = _batch_pass(&lay, A0, Tb, <floating*> &params[0], B, Wk, m,
                                          hidden, output, loss, matching, task, labels_ptr,
-                                         order_ptr, start, &n_correct, 1, 0, 0,
+                                         weights_ptr, order_ptr, start, &n_correct, 1, 0, 0,
                                          0 if first_layer or lay.n_layers == 1 else 1,
                                          n_threads)
             else:
@@ -399,7 +463,7 @@ def gradient_sum(const floating[:, ::1] X,        # IN (n, n_in) this process's 
                     B[p] = 0
             B[lay.n_params + SLOT_LOSS] = <floating> batch_loss
             B[lay.n_params + SLOT_CORRECT] = <floating> n_correct
-            B[lay.n_params + SLOT_NORMALISER] = <floating> m
+            B[lay.n_params + SLOT_NORMALISER] = <floating> norm
     finally:
         _free_layout(&lay)
     return m
@@ -482,13 +546,14 @@ cdef void _load_batch(const Layout* lay, const floating* X, const floating* T,
 cdef double _batch_pass(const Layout* lay, const floating* A0, const floating* Tb,
                         floating* P, floating* target, floating* Wk, Py_ssize_t m,
                         int hidden, int output, int loss, bint matching, int task,
-                        const int64_t* labels, const int64_t* order, Py_ssize_t start,
-                        int64_t* n_correct, floating alpha, floating beta,
+                        const int64_t* labels, const double* weights, const int64_t* order,
+                        Py_ssize_t start, double* n_correct, floating alpha, floating beta,
                         floating bias_beta, Py_ssize_t lowest, int n_threads) noexcept nogil:
     """Forward pass, loss and output error (BP1), backward pass (BP2) of one batch,
     down to layer ``lowest`` (0: every layer; 1 leaves layer 0's gradient to
     _first_layer_gradient, e.g. while the others are being reduced).
 
+    With ``weights`` (per sample, or NULL) each row's loss and error carry its weight.
     Each layer's weight gradient goes to ``target`` (the layout of P):
     ``W_t := alpha * delta.T @ A_prev + beta * W_t``, ``b_t := alpha * sum(delta) +
     bias_beta * b_t``, after the layer's delta for the layer below was computed with
@@ -514,7 +579,8 @@ cdef double _batch_pass(const Layout* lay, const floating* A0, const floating* T
     # Loss and output error (BP1).
     batch_loss = _output_error(Wk + lay.a_off[lay.n_layers], Tb,
                                Wk + lay.d_off[lay.n_layers], m, lay.sizes[lay.n_layers],
-                               output, loss, matching, task, labels, order, start, n_correct)
+                               output, loss, matching, task, labels, weights, order, start,
+                               n_correct)
     if not isfinite(batch_loss):
         return batch_loss
 

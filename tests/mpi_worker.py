@@ -72,8 +72,19 @@ def equivalence(config, out_dir):
     rng = copy.deepcopy(net._rng)
     orders = [rng.permutation(len(Xr)) if shuffle else np.arange(len(Xr))
               for _ in range(epochs)]
+    weights = weights_r = None
+    if config.get("weighted"):
+        # Zeros, fractions and large weights; with zero_step, every rank's rows of step 1
+        # weigh nothing (the step is skipped, as one process skips such a batch).
+        weights = np.random.default_rng(7).choice([0.0, 0.5, 1.0, 3.0], size=len(X))
+        b = config["batch_size"]
+        for r in range(size):
+            weights[bounds[r]] = 1.0   # no shard all zero
+            if config.get("zero_step"):
+                weights[bounds[r] + b:min(bounds[r] + 2 * b, bounds[r + 1])] = 0.0
+        weights_r = weights[bounds[rank]:bounds[rank + 1]]
     history = net.fit(Xr, Yr, epochs=epochs, validation_data=(Xr_val, Yr_val), comm=comm,
-                      **fit_arguments(config))
+                      sample_weight=weights_r, **fit_arguments(config))
     all_params = comm.gather(net._params.copy(), root=0)
     all_history = comm.gather(history, root=0)
     all_orders = comm.gather(orders, root=0)
@@ -90,17 +101,21 @@ def equivalence(config, out_dir):
     ref_history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     resume = False
     n = len(X)
+    total_weight = n if weights is None else weights.sum()
     for epoch in range(epochs):
         loss_sum, correct = 0.0, 0.0
         for step in range(steps):
             rows = np.concatenate([bounds[r] + all_orders[r][epoch][step * b:(step + 1) * b]
                                    for r in range(size)])
-            h = ref.fit(X[rows], Y[rows], epochs=1, resume=resume, **args)
+            w = None if weights is None else weights[rows]
+            if w is not None and w.sum() == 0:
+                continue   # one process skips a batch that weighs nothing
+            h = ref.fit(X[rows], Y[rows], epochs=1, resume=resume, sample_weight=w, **args)
             resume = True
             loss_sum += (h["loss"][0] - ref._l2_term()) * len(rows)
-            correct += h["accuracy"][0] * len(rows)
+            correct += h["accuracy"][0] * (len(rows) if w is None else w.sum())
         ref_history["loss"].append(loss_sum / n + ref._l2_term())
-        ref_history["accuracy"].append(correct / n)
+        ref_history["accuracy"].append(correct / total_weight)
         evaluation = ref.evaluate(X_val, Y_val)
         ref_history["val_loss"].append(evaluation["loss"])
         ref_history["val_accuracy"].append(evaluation["accuracy"])

@@ -134,6 +134,28 @@ def test_equals_one_process_stepping_through_the_same_rows(tmp_path, backend, ca
 
 
 @pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("n, shards, shuffle, zero_step", [
+    (2, [13, 6], True, False),
+    (3, [9, 14, 3], False, True),   # every rank's rows of step 1 weigh 0: skipped
+])
+def test_sample_weights_equal_one_process_with_the_same_weights(tmp_path, backend, n, shards,
+                                                                shuffle, zero_step):
+    config = {**BASE, **EQUIVALENCE["adam-l2"], "shards": shards, "shuffle": shuffle,
+              "backend": backend, "weighted": True, "zero_step": zero_step,
+              "val_shards": [4, 7, 2][:n]}
+    run_worker(n, "equivalence", config, tmp_path)
+    result = np.load(tmp_path / "result.npz")
+    params = result["params"]
+    for r in range(1, n):
+        assert np.array_equal(params[r], params[0]), f"rank {r} differs from rank 0"
+    np.testing.assert_allclose(params[0], result["reference"], rtol=1e-10, atol=1e-10)
+    histories = json.loads(str(result["histories"]))
+    for key, values in json.loads(str(result["reference_history"])).items():
+        np.testing.assert_allclose(histories[0][key], values, rtol=1e-10, atol=1e-12,
+                                   err_msg=key)
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
 @pytest.mark.parametrize("n", [2, 3])
 def test_divergence_on_one_rank_stops_every_rank_with_the_same_rollback(tmp_path, backend,
                                                                         n):
