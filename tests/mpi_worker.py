@@ -295,7 +295,27 @@ def checkpoint_failure(config, out_dir):
         json.dump({"outcome": outcome, "epochs_trained": net.epochs_trained}, f)
 
 
-SCENARIOS = {"local_failure": local_failure, "checkpoint_failure": checkpoint_failure,
+def disagreement_and_threads(config, out_dir):
+    """Rank 1 asks for another learning rate: every rank refuses. Then the threads a fit
+    uses by default: the machine's cores shared by its ranks (OMP_NUM_THREADS unset)."""
+    X, Y, X_val, Y_val, bounds, val_bounds, Xr, Yr, Xr_val, Yr_val = make_data(config)
+    net = network(config, 10 + rank)
+    try:
+        net.fit(Xr, Yr, epochs=1, comm=comm, learning_rate=0.1 if rank == 1 else 0.05)
+        outcome = "returned"
+    except ValueError as exc:
+        outcome = f"ValueError: {exc}"
+    path = os.path.join(out_dir, "run.ckpt")
+    net.fit(Xr, Yr, epochs=1, comm=comm, checkpoint=path)
+    comm.Barrier()
+    threads = fastbp.Network.load(path)._checkpoint_run["settings"]["n_threads"]
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump({"outcome": outcome, "threads": threads,
+                   "cores": fastbp.get_num_threads()}, f)
+
+
+SCENARIOS = {"disagreement_and_threads": disagreement_and_threads,
+             "local_failure": local_failure, "checkpoint_failure": checkpoint_failure,
              "one_process": one_process, "equivalence": equivalence, "divergence": divergence,
              "bad_argument": bad_argument, "checkpoint_resume": checkpoint_resume}
 

@@ -187,6 +187,22 @@ def test_a_bad_argument_on_one_rank_is_raised_on_every_rank(tmp_path, n):
             f"ValueError: X has 4 features but the network has 5 inputs (sizes[0])")
 
 
+def test_ranks_that_disagree_are_refused_and_threads_are_shared(tmp_path):
+    config = {"sizes": [5, 7, 3], "shards": [10, 17], "batch_size": 4}
+    env = _env()
+    del env["OMP_NUM_THREADS"]
+    result = launch(2, ["-m", "mpi4py", WORKER, "disagreement_and_threads", json.dumps(config),
+                        str(tmp_path)], tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    for report in rank_reports(tmp_path, 2):
+        assert report["outcome"].startswith(
+            "ValueError: fit(comm=...): every process must fit the same network with the "
+            "same settings; process 1 differs: settings "), report["outcome"]
+        assert "'learning_rate': 0.1" in report["outcome"]
+        # Both ranks on this machine: its cores shared between them.
+        assert report["threads"] == max(1, report["cores"] // 2), report
+
+
 @pytest.mark.parametrize("backend", ["cython", "numpy"])
 @pytest.mark.parametrize("n, stop", [(2, "interrupt"), (3, "interrupt"), (2, "epochs")])
 def test_rank_0_writes_checkpoints_and_every_rank_resumes_exactly(tmp_path, backend, n,
