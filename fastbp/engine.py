@@ -123,15 +123,16 @@ class CompiledTrainer:
         """Train batches [first, last); returns (summed loss, n_correct, diverged_at).
 
         With sample weights the loss is the sum over batches of m times the batch's
-        weighted mean loss, n_correct the weight of the correct predictions. diverged_at is the first batch whose loss was not finite (the chunk stopped
-        there, before updating), or None.
+        weighted mean loss, n_correct the weight of the correct predictions. diverged_at
+        is the first batch whose loss was not finite (the chunk stopped there, before
+        updating), or None.
         """
         net, opt = self.net, self.optimizer
         code, s1, s2, t, mu, beta1, beta2, eps = self._optimizer_arguments()
         loss, correct, t, diverged_at = _engine.train_chunk(
-            self.X, self.T, self.labels, self.weights, np.empty(0, np.int64) if order is None else order,
-            net._params, net._grads, s1, s2, self.work, self.layout,
-            self.hidden, self.output, self.loss, self.matching, self.task_code,
+            self.X, self.T, self.labels, self.weights, self._order(order), net._params,
+            net._grads, s1, s2, self.work, self.layout, self.hidden, self.output, self.loss,
+            self.matching, self.task_code,
             code, opt.learning_rate, net.l2, mu, beta1, beta2, eps, t,
             self.batch_size, first, last, self.n_threads)
         if opt.name == "adam":
@@ -148,8 +149,7 @@ class CompiledTrainer:
         gradient is left to :meth:`first_layer_gradient`."""
         _engine.gradient_sum(
             self.X, self.T, self.labels, self.weights, self._order(order), self.net._params,
-            buffer,
-            self.work, self.layout, self.hidden, self.output, self.loss, self.matching,
+            buffer, self.work, self.layout, self.hidden, self.output, self.loss, self.matching,
             self.task_code, self.batch_size, step, first_layer, self.n_threads)
 
     def first_layer_gradient(self, order, step, buffer):

@@ -7,6 +7,11 @@ divergence check (the network is restored to the last finite epoch) and Ctrl-C (
 until the network is consistent). With ``checkpoint=``, fastbp/checkpoints.py writes the
 training state after every epoch and at a Ctrl-C stop; ``resume=True`` on a network
 loaded from a checkpoint continues that fit, mid-epoch if it stopped there.
+
+Three steps: ``prepare`` checks every argument and changes nothing, ``make_trainer``
+builds the trainer, ``_train`` runs the epochs. With ``comm=`` (fastbp/distributed.py)
+the ranks share their checks between the first two, and the epochs run one
+data-parallel step at a time (each trainer's ``gradient_sum`` and ``update``).
 """
 
 import signal
