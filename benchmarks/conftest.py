@@ -101,6 +101,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["threadpool_info"] = threadpool_info()
     machine_info["fastbp_build_info"] = fastbp.build_info()
     machine_info["fastbp_isa_env"] = os.environ.get("FASTBP_ISA")
+    machine_info["xla_flags"] = os.environ.get("XLA_FLAGS")
     machine_info["numpy_version"] = np.__version__
     machine_info["versions"] = {m: _version(m) for m in
                                 ("numpy", "scipy", "jax", "jaxlib", "torch", "sklearn",

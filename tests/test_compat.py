@@ -510,6 +510,7 @@ def test_stacking_other_columns_gives_the_same_rows():
         np.testing.assert_array_equal(rows, expected)
         assert rows.dtype == np.float64 and rows.flags.c_contiguous
         assert not np.shares_memory(rows, copies[0])
+        assert not np.shares_memory(rows, registered[0])
     with pytest.raises(ValueError, match=r"\(4, 1\) columns; item 1"):
         _stack([copies[0], np.zeros((2, 2)), copies[2]])
     with pytest.raises(TypeError, match="numbers; item 0"):
@@ -527,13 +528,19 @@ def test_changed_or_new_columns_are_not_taken_for_registered_ones():
         _stack(xs)
     xs[0].shape = (4, 1)
     assert np.shares_memory(_stack(xs), xs[0])
-    # Registered columns that died leave no entry; a new object with a dead column's id
-    # is not mistaken for it.
-    before = len(network._ROWS)
-    del xs
-    assert len(network._ROWS) == before - 3
-    fresh = [np.full((4, 1), 5.0) for _ in range(50)]
-    np.testing.assert_array_equal(_stack(fresh), 5.0)
+    # A column of the array that tutorial_data did not make (a new view of a row) is
+    # not taken for the registered one, though it views the same row.
+    again = [xs[0], xs[1][:, :], xs[2]]
+    assert again[1].base is xs[1].base
+    rows = _stack(again)
+    assert not np.shares_memory(rows, xs[0])
+    np.testing.assert_array_equal(rows, _stack(xs))
+    # The registry keeps nothing alive: the entry goes with the array, when its last
+    # column goes.
+    key = id(xs[0].base)
+    assert key in network._REGISTERED
+    del xs, again
+    assert key not in network._REGISTERED
 
 
 def test_sgd_rejects_nan_and_inf(data):

@@ -16,7 +16,8 @@ attributes, data format, random numbers and printed lines, so code written for t
 an int label (:func:`fastbp.compat.tutorial_data` builds both from arrays).
 
 What changes is where the work is done: ``SGD`` converts the lists to arrays once per
-call and trains each epoch with :meth:`fastbp.Network.fit` (float64, sigmoid layers,
+call (the lists of :func:`fastbp.compat.tutorial_data` are views of one array, which it
+uses as it is) and trains each epoch with :meth:`fastbp.Network.fit` (float64, sigmoid layers,
 ``mse`` = the quadratic cost ``1/2 ||a - y||^2``, plain SGD with learning rate ``eta``:
 the tutorial's ``w - eta/m * sum of gradients`` is the mean gradient step), in whole
 compiled chunks of mini-batches instead of a Python loop per sample. Everything else
@@ -368,65 +369,55 @@ class Network:
         return f"fastbp.compat.network.Network({list(self.sizes)})"
 
 
-# Columns made by fastbp.compat.tutorial_data are (size, 1) views of the rows of one
-# C-contiguous float64 array. They are registered here, by id, with that array and their
-# row, so that _stack_columns can hand the array's rows to fit without copying them. Each
-# entry holds a weak reference to its column (a new object that reuses a dead column's
-# id is not mistaken for it) and goes away with the column.
-_ROWS = {}
-
-
-class _RowRef(weakref.ref):
-    """A weak reference to a registered column, with the array and row it views."""
-
-    __slots__ = ("key", "base", "row", "layout")
-
-    def __new__(cls, column, base, row):
-        self = super().__new__(cls, column, _forget_row)
-        self.key, self.base, self.row = id(column), base, row
-        self.layout = (column.shape, column.strides, column.dtype)
-        return self
-
-    def __init__(self, column, base, row):
-        super().__init__(column, _forget_row)
-
-
-def _forget_row(ref):
-    if _ROWS.get(ref.key) is ref:
-        del _ROWS[ref.key]
+# Columns made by fastbp.compat.tutorial_data are (size, 1) views of the consecutive rows
+# of one C-contiguous float64 array. tutorial_data registers that array here, by id, with
+# a weak reference to it and one to each of its columns, so that _stack_columns can hand
+# the array's rows to fit without copying them, once it has checked that the columns it
+# got are those very objects, in order. Weak references keep nothing alive: the entry
+# goes away with the array (which lives as long as any of its columns).
+_REGISTERED = {}
 
 
 def _register_rows(base, columns):
-    """Record that ``columns[i]`` is row ``i`` of ``base`` (a C-contiguous float64 array)."""
-    for row, column in enumerate(columns):
-        ref = _RowRef(column, base, row)
-        _ROWS[ref.key] = ref
+    """Record that ``columns[i]`` is a view of row ``i`` of ``base`` (C-contiguous,
+    float64, 2-D), made by tutorial_data."""
+    key = id(base)
+
+    def forget(ref):
+        if _REGISTERED.get(key, (None,))[0] is ref:
+            del _REGISTERED[key]
+
+    _REGISTERED[key] = (weakref.ref(base, forget), [weakref.ref(c) for c in columns])
 
 
 def _registered_rows(columns, size):
-    """The rows of the array that registered columns view, as an (n, size) float64
-    array (a view when they are consecutive rows in order, else a gather), or None
-    unless every column is a registered view still as tutorial_data made it."""
-    get = _ROWS.get
-    first = get(id(columns[0]))
-    if first is None or first() is not columns[0] or first.base.shape[1] != size:
+    """The rows of the array registered columns view, as a view of it, when
+    ``columns`` are consecutive registered columns in order, still (size, 1) float64;
+    else None."""
+    first = columns[0]
+    if type(first) is not np.ndarray:
         return None
-    base, start = first.base, first.row
-    rows = []
-    for column in columns:
-        ref = get(id(column))
-        if (ref is None or ref() is not column or ref.base is not base
-                or (column.shape, column.strides, column.dtype) != ref.layout):
+    base = first.base
+    entry = _REGISTERED.get(id(base))
+    if entry is None or entry[0]() is not base or base.shape[1] != size:
+        return None
+    refs = entry[1]
+    offset = first.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    start, remainder = divmod(offset, base.strides[0])
+    n = len(columns)
+    if remainder or not 0 <= start <= len(refs) - n:
+        return None
+    shape, float64 = (size, 1), base.dtype
+    for ref, column in zip(refs[start:start + n], columns):
+        if ref() is not column or column.shape != shape or column.dtype is not float64:
             return None
-        rows.append(ref.row)
-    if rows == list(range(start, start + len(rows))):
-        return base[start:start + len(rows)]
-    return base[rows]
+    return base[start:start + n]
 
 
 def _stack_columns(columns, size, name):
     """The columns (each ``size`` numbers, e.g. shape (size, 1)) as the rows of a
-    C-contiguous float64 array (n, size), which may be a view of the columns' data."""
+    C-contiguous float64 array (n, size): a view of the array that tutorial_data's
+    columns view, else a copy."""
     n = len(columns)
     if n:
         rows = _registered_rows(columns, size)
