@@ -98,8 +98,8 @@ class CompiledTrainer:
         return layout, np.zeros(w, net.dtype)
 
     def __enter__(self):
-        # Counted with the other fits and the kernel calls in flight (fastbp/_blas_threads.py):
-        # the last one out restores the user's BLAS thread counts.
+        # Counted with the other fits and the kernel calls in flight
+        # (fastbp/_blas_threads.py): the last one out restores the BLAS thread counts.
         _blas_threads.hold_for_fit(_blas_controller())
         return self
 
