@@ -241,6 +241,86 @@ def test_resume_rejects_a_different_optimiser():
         net.fit(X, y, resume="yes")
 
 
+# ----- the data-parallel step: gradient_sum, then optimizer_update ----------------------
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("output,loss,k,kind", TASKS, ids=[f"{t[0]}-{t[1]}-{t[3]}" for t in TASKS])
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_gradient_sum_is_the_summed_gradient_with_loss_correct_and_rows(backend, output, loss,
+                                                                       k, kind, shuffled):
+    from fastbp import training
+
+    rng = np.random.default_rng(5)
+    n, b = 23, 8
+    X = rng.standard_normal((n, 6))
+    Y = make_targets(kind, k, n, rng)
+    net = fastbp.Network([6, 7, k], activation="tanh", output=output, loss=loss, l2=0.3,
+                         dtype="float64", seed=3, backend=backend)
+    plan = training.prepare(net, X, Y, 1, b, 0.1, "sgd", 0.0, False, 0.9, 0.999, 1e-8, True,
+                            None, False, 1, False, True, None)
+    trainer = training.make_trainer(net, plan)
+    order = rng.permutation(n) if shuffled else None
+    n_params = net._params.size
+    buffer = np.full(n_params + engine.REDUCED_SLOTS, np.nan)
+    T, labels = plan.T, plan.labels
+    with trainer:
+        for step in range(4):   # the last step has no rows
+            trainer.gradient_sum(order, step, buffer)
+            rows = (order if shuffled else np.arange(n))[step * b:(step + 1) * b]
+            m = len(rows)
+            assert buffer[n_params + 2] == m
+            if m == 0:
+                assert not buffer.any()
+                continue
+            dW, db = net.gradients(X[rows], T[rows])   # the mean, with l2 * W
+            expected = np.concatenate([(g - net.l2 * W).ravel() * m
+                                       for g, W in zip(dW, net.weights)] + [g * m for g in db])
+            np.testing.assert_allclose(buffer[:n_params], expected, rtol=1e-12, atol=1e-13)
+            evaluation = net.evaluate(X[rows], Y[rows])
+            np.testing.assert_allclose(buffer[n_params], (evaluation["loss"] - net._l2_term())
+                                       * m, rtol=1e-12)
+            if labels is not None:
+                assert buffer[n_params + 1] == round(evaluation["accuracy"] * m)
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("optimizer,opt_kwargs", OPTIMIZERS,
+                         ids=["sgd", "momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_update_with_a_summed_gradient_is_the_optimisers_step(backend, optimizer, opt_kwargs,
+                                                              dtype):
+    """update(sum, 1/m) does what the optimiser does with the mean gradient + l2 W."""
+    from fastbp import training
+    from fastbp.optimizers import make_optimizer
+
+    rng = np.random.default_rng(6)
+    X, y = rng.standard_normal((10, 4)), rng.integers(0, 3, 10)
+    net = fastbp.Network([4, 5, 3], output="softmax", loss="cross_entropy", l2=0.05,
+                         dtype=dtype, seed=2, backend=backend)
+    plan = training.prepare(net, X, y, 1, 10, 0.05, optimizer, opt_kwargs.get("momentum", 0.0),
+                            opt_kwargs.get("nesterov", False), 0.9, 0.999, 1e-8, False, None,
+                            False, 1, False, True, None)
+    trainer = training.make_trainer(net, plan)
+    reference = make_optimizer(optimizer, net._params, 0.05, **opt_kwargs)
+    params = net._params.copy()
+    m = 7.0
+    with trainer:
+        for _ in range(3):
+            summed = rng.standard_normal(net._params.size).astype(dtype)
+            mean = summed / dtype_type(dtype)(m)
+            mean[:net._n_weights] += dtype_type(dtype)(net.l2) * params[:net._n_weights]
+            reference.step(params, mean)
+            trainer.update(summed.copy(), 1.0 / m)
+    tolerance = {"float32": 1e-5, "float64": 1e-12}[dtype]
+    np.testing.assert_allclose(net._params, params, rtol=tolerance, atol=tolerance)
+    if optimizer == "adam":
+        assert plan.optimizer.t == 3
+
+
+def dtype_type(dtype):
+    return np.dtype(dtype).type
+
+
 # ----- sample weights ------------------------------------------------------------------
 
 def sample_weights(n, rng):
