@@ -15,10 +15,11 @@ file (temporary file, fsync, rename), no pickle anywhere:
   (``optimizer``, ``learning_rate``, the optimiser's other hyper-parameters,
   ``batch_size``, ``shuffle``, ``n_samples``, the history's keys, ``run_epochs``,
   ``backend`` (``load``'s default), ``weighted`` (sample weights given; absent in older
-  checkpoints: false) and, for information, ``n_threads``), the history so far, the shuffling generator's
-  ``bit_generator.state`` (``rng``), and ``interrupted``: null after a completed epoch,
-  or where a Ctrl-C stopped the epoch (batches done, the epoch's partial loss sum and
-  correct count (weighted sums for a weighted fit), its seconds so far and the generator's state at the epoch's start);
+  checkpoints: false) and, for information, ``n_threads``), the history so far, the
+  shuffling generator's ``bit_generator.state`` (``rng``), and ``interrupted``: null
+  after a completed epoch, or where a Ctrl-C stopped the epoch (batches done, the
+  epoch's partial loss sum and correct count (weighted sums for a weighted fit), its
+  seconds so far and the generator's state at the epoch's start);
 - the optimiser's state vectors, in the layout of the flat parameter vector:
   ``optimizer_velocity`` (SGD with momentum), or ``optimizer_m`` and ``optimizer_v``
   (Adam);

@@ -567,3 +567,33 @@ def test_parameter_errors_are_sklearns_invalid_parameter_error(digits64):
         for est in (MLPClassifier(**params), sk.MLPClassifier(**params)):
             with pytest.raises(InvalidParameterError):
                 est.fit(X[:20], y[:20])
+
+
+def test_partial_fit_classes_is_documented_as_it_behaves():
+    """defect 5: classes is required on the first call, multi-label too, and checked later."""
+    doc = MLPClassifier.partial_fit.__doc__
+    assert "ignored after" not in doc and "(not for" not in doc
+    assert "Required on the" in doc and "multi-label targets too" in doc
+    X, Y = make_multilabel_classification(n_samples=40, n_classes=3, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X, Y)
+    clf.partial_fit(X, Y, classes=np.arange(3))
+    clf.partial_fit(X, Y)  # later calls may omit it
+    with pytest.raises(ValueError, match="not the same as on last call"):
+        clf.partial_fit(X, Y, classes=np.arange(4))
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_weighted_l2_is_sklearns_for_one_batch(digits64, solver):
+    """alpha > 0 with weights: l2 = alpha / sum of the weights, exact for one batch (with
+    several, alpha over the mean batch weight; see the module docstring)."""
+    X, y, _, _ = digits64
+    w = weights_for(len(X))
+    kw = dict(hidden_layer_sizes=(32,), random_state=0, shuffle=False, max_iter=4, tol=0,
+              alpha=1e-2, solver=solver, batch_size=len(X))
+    ours = quiet_fit(MLPClassifier(**kw), X, y, sample_weight=w)
+    theirs = quiet_fit(sk.MLPClassifier(**kw), X, y, sample_weight=w)
+    for p, q in zip(params_of(ours), params_of(theirs), strict=True):
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
