@@ -246,3 +246,59 @@ def test_a_bad_fastbp_isa_warns_and_keeps_the_automatic_choice():
     assert proc.returncode == 0, proc.stderr
     assert "RuntimeWarning: FASTBP_ISA ignored: isa must be one of" in proc.stderr
     assert proc.stdout.split()[1] == "False"
+
+
+def _at_offset(a, offset):
+    """A C-contiguous copy of ``a`` starting ``offset`` elements past a 64-byte boundary."""
+    size = a.size + offset + 64
+    raw = np.empty(size, a.dtype)
+    skip = (-raw.ctypes.data % 64) // a.itemsize
+    view = raw[skip + offset:skip + offset + a.size].reshape(a.shape)
+    view[...] = a
+    return view
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("offsets", [(0, 0, 0), (4, 4, 4), (1, 0, 3), (0, 5, 0), (3, 3, 7)])
+@pytest.mark.parametrize("shape", [(13, 256, 9), (40, 512, 200), (9, 64, 130)],
+                         ids=["13x256x9", "40x512x200", "9x64x130"])
+def test_products_at_every_alignment(isa, dtype, offsets, shape):
+    """The kernels align their loops to the data (masked first steps, a narrower first
+    panel): every starting offset must give the reference's result."""
+    A_prev, W, b, delta = layer(dtype, *shape)
+    A_al, W_al, D_al = (_at_offset(x, o) for x, o in zip((A_prev, W, delta), offsets))
+    n_out, n_in = W.shape
+    out = _at_offset(np.zeros((shape[0], n_out), dtype), offsets[2])
+    kernels.dense_forward(A_al, W_al, b, "identity", out=out)
+    bound = np.abs(A_prev).astype(np.float64) @ np.abs(W).T + np.abs(b)
+    assert_close_to(out, reference.dense_forward(A_prev, W, b, "identity"), bound, dtype)
+    A_relu = _at_offset(np.maximum(A_prev, 0), offsets[1])
+    out = _at_offset(np.zeros((shape[0], n_in), dtype), offsets[0])
+    kernels.backward_delta(D_al, W_al, A_relu, "relu", out=out)
+    bound = np.abs(delta).astype(np.float64) @ np.abs(W)
+    assert_close_to(out, reference.backward_delta(delta, W, np.maximum(A_prev, 0), "relu"),
+                    bound, dtype)
+    out = _at_offset(W, offsets[2])
+    kernels.weight_gradient(D_al, A_al, out=out, scale=-0.01, accumulate=True)
+    expected = W.astype(np.float64) - 0.01 * (delta.T.astype(np.float64) @ A_prev)
+    bound = np.abs(W) + 0.01 * (np.abs(delta).T.astype(np.float64) @ np.abs(A_prev))
+    assert_close_to(out, expected, bound, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_results_do_not_depend_on_where_the_arrays_start(isa, dtype):
+    """Bit-identical products whatever the operands' alignment: reruns and resumes, whose
+    buffers land elsewhere, must train bit-identically."""
+    A_prev, W, b, delta = layer(dtype, 37, 300, 70)
+    results = []
+    for offsets in [(0, 0, 0), (4, 4, 4), (1, 2, 3), (3, 0, 1)]:
+        A_al, W_al, D_al = (_at_offset(x, o) for x, o in zip((A_prev, W, delta), offsets))
+        G = _at_offset(W, offsets[2])
+        kernels.weight_gradient(D_al, A_al, out=G, scale=-0.01, accumulate=True)
+        results.append((kernels.dense_forward(A_al, W_al, b, "sigmoid"),
+                        kernels.backward_delta(D_al, W_al, _at_offset(A_prev, offsets[1]),
+                                               "tanh"),
+                        G.copy()))
+    for other in results[1:]:
+        for first, second in zip(results[0], other):
+            assert_array_equal(first, second)

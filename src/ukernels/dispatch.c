@@ -20,13 +20,16 @@ static const fb_kernel_set fb_sets[] = {
 /* When the ISA is chosen automatically, a product goes to fastbp's kernels only where
  * they measured at least as fast as OpenBLAS's sgemm/dgemm on one core (2-core Xeon with
  * AVX-512, tools/kernel_gflops.py, measured under load; see README "Micro-kernels"):
- * never above FB_MAX_WEIGHT_BYTES of weights (BLAS's cache blocking wins there); the
- * forward (dot) kernel up to FB_FORWARD_MAX_ROWS samples (its operands stream from L2
- * beyond); the weight gradient from FB_GRADIENT_MIN_ROWS samples in float32 (at batch
- * 10 BLAS's was faster) and never in float64 (dgemm measured faster). */
-#define FB_MAX_WEIGHT_BYTES (512L * 1024)
+ * never above FB_MAX_WEIGHTS weights (BLAS's cache blocking wins there, e.g. 256 x 784 x
+ * 1024); the forward (dot) kernel up to FB_FORWARD_MAX_ROWS samples (float32; float64
+ * up to FB_FORWARD_MAX_ROWS_F64); the weight gradient between FB_GRADIENT_MIN_ROWS (at
+ * batch 10 BLAS's was faster) and FB_GRADIENT_MAX_ROWS samples, float32 only (dgemm
+ * measured faster at every batch); BP2 wherever the weights fit. */
+#define FB_MAX_WEIGHTS (256L * 1024)
 #define FB_FORWARD_MAX_ROWS 48
+#define FB_FORWARD_MAX_ROWS_F64 32
 #define FB_GRADIENT_MIN_ROWS 32
+#define FB_GRADIENT_MAX_ROWS 128
 
 static int fb_current = -2;   /* -2: not resolved yet */
 static int fb_forced = 0;
@@ -103,15 +106,15 @@ int fb_use_kernels(int product, long m, long n_in, long n_out, int elem_size)
         return 0;
     if (fb_forced)
         return 1;
-    if ((double) n_in * (double) n_out * elem_size > (double) FB_MAX_WEIGHT_BYTES)
+    if ((double) n_in * (double) n_out > (double) FB_MAX_WEIGHTS)
         return 0;
     switch (product) {
     case FB_PRODUCT_FORWARD:
-        return m <= FB_FORWARD_MAX_ROWS;
+        return m <= (elem_size == 4 ? FB_FORWARD_MAX_ROWS : FB_FORWARD_MAX_ROWS_F64);
     case FB_PRODUCT_BACKWARD_DELTA:
         return 1;
     case FB_PRODUCT_WEIGHT_GRADIENT:
-        return elem_size == 4 && m >= FB_GRADIENT_MIN_ROWS;
+        return elem_size == 4 && m >= FB_GRADIENT_MIN_ROWS && m <= FB_GRADIENT_MAX_ROWS;
     default:
         return 0;
     }

@@ -30,6 +30,10 @@ FB_ALWAYS_INLINE void FB_KERNEL(dot_tile)(
 #pragma GCC unroll 8
         for (j = 0; j < NR; j++)
             acc[r][j] = V_ZERO();
+    /* No alignment step here (unlike the broadcast kernel's panels): which lane of an
+       accumulator a term lands in would then depend on the operands' addresses, and so
+       would the rounding; results must depend on the data only (resumes, reruns are
+       bit-identical). */
     for (; p + VL <= k; p += VL) {
         V av[DOT_MR];
 #pragma GCC unroll 8
