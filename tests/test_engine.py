@@ -383,3 +383,22 @@ def test_nan_outputs_of_a_sigmoid_cross_entropy_network_stop_both_backends_alike
         messages.append(str(info.value))
     assert "batch 4 of 4" not in messages[0]
     assert messages[0] == messages[1]
+
+
+def test_nan_outputs_on_all_zero_softmax_targets_stop_both_backends_alike():
+    """All-zero target rows are legal for softmax + cross-entropy (A * sum(Y) - Y); a NaN
+    output in such a row must stop the engine where it stops the NumPy backend (whose
+    loss is Y . log(A), NaN when A is), not one batch later."""
+    rng = np.random.default_rng(10)
+    X = rng.standard_normal((64, 5))
+    Y = np.eye(3)[rng.integers(0, 3, 64)]
+    Y[16:32] = 0  # the second batch: all-zero target rows
+    messages = []
+    for backend in ("cython", "numpy"):
+        net = fastbp.Network([5, 8, 3], activation="relu", output="softmax",
+                             loss="cross_entropy", dtype="float64", seed=0, backend=backend)
+        with pytest.raises(FloatingPointError) as info:
+            net.fit(X, Y, epochs=1, batch_size=16, learning_rate=1e300, shuffle=False)
+        messages.append(str(info.value))
+    assert "batch 2 of 4" in messages[1]
+    assert messages[0] == messages[1]
