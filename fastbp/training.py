@@ -92,7 +92,9 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
     net.history = history
     # Overflow is detected and reported as divergence below; NumPy's warnings about it
     # (backend="numpy") would only repeat that.
-    with trainer, _DeferredInterrupt() as interrupt, np.errstate(over="ignore",
+    # Ctrl-C is deferred first: one arriving while the trainer takes (or releases) its
+    # hold on BLAS threads cannot leave the hold taken.
+    with _DeferredInterrupt() as interrupt, trainer, np.errstate(over="ignore",
                                                                   invalid="ignore"):
         for epoch in range(epochs):
             start_time = time.perf_counter()
