@@ -113,6 +113,10 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
             epoch_start_rng = net._rng.bit_generator.state if checkpoint else None
             if shuffle:
                 order[...] = net._epoch_order(n)
+            # What the epoch's loss sum is divided by: its samples, or with weights those
+            # of the batches that train (a batch of zero weights has no mean loss).
+            loss_samples = n if weights is None else _trained_samples(
+                weights, order if shuffle else None, batch)
             bar = _progress_bar(n, epoch, epochs) if verbose else None
             try:
                 if bar is not None and first_batch:
@@ -150,7 +154,7 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
             finally:
                 if bar is not None:
                     bar.close()
-            history["loss"].append(total_loss / n + net._l2_term())
+            history["loss"].append(total_loss / loss_samples + net._l2_term())
             if labels is not None:
                 history["accuracy"].append(correct / total_weight)
             if validation_data is not None:
@@ -166,6 +170,16 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
             if verbose:
                 print(f"epoch {epoch + 1}/{epochs}: {_summary(history)}", flush=True)
     return history
+
+
+def _trained_samples(weights, order, batch):
+    """The number of samples in the batches of an epoch whose weights are not all zero
+    (those a weighted fit trains on; ``order``: the epoch's sample order, or None)."""
+    w = weights if order is None else weights[order]
+    starts = np.arange(0, w.shape[0], batch)
+    sizes = np.diff(np.append(starts, w.shape[0]))
+    # Weights are >= 0: a batch's sum is 0 exactly when all its weights are.
+    return int(sizes[np.add.reduceat(w, starts) > 0].sum())
 
 
 class _PythonTrainer:
