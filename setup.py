@@ -8,6 +8,7 @@ Environment switches:
   FASTBP_MARCH_NATIVE=1    add -march=native (not portable: only for local builds).
 """
 
+import glob
 import os
 import sys
 
@@ -61,11 +62,18 @@ define_macros = [
 
 MODULES = ["_openmp_helpers", "_kernels", "_engine"]
 
+# fastbp's micro-kernels (hand-written C, one file per ISA and tile, each setting its
+# own instruction set: the flags above stay portable), linked into the modules that run
+# the layer products. Each such module holds its own ISA choice; fastbp/_isa.py sets both.
+UKERNEL_SOURCES = sorted(glob.glob(os.path.join("src", "ukernels", "*.c")))
+USES_UKERNELS = {"_kernels", "_engine"}
+
 extensions = [
     Extension(
         f"fastbp.{name}",
-        [os.path.join("src", f"{name}.pyx")],
+        [os.path.join("src", f"{name}.pyx")] + (UKERNEL_SOURCES if name in USES_UKERNELS else []),
         include_dirs=["src", np.get_include()],
+        depends=sorted(glob.glob(os.path.join("src", "ukernels", "*.h"))),
         define_macros=define_macros,
         extra_compile_args=extra_compile_args,
         extra_link_args=extra_link_args,

@@ -16,7 +16,7 @@ except ImportError as _exc:  # pragma: no cover - depends on how fastbp was inst
         "it in place (pip install -e .)."
     ) from _exc
 
-from fastbp import datasets, kernels, reference
+from fastbp import _isa, datasets, kernels, reference  # _isa applies FASTBP_ISA
 from fastbp._threads import get_num_threads, set_num_threads
 from fastbp.network import Network, gradient_check
 from fastbp.plot import plot_history
@@ -39,7 +39,10 @@ def build_info():
         ``version``; ``openmp`` (bool: compiled with OpenMP); ``blas``, the BLAS
         libraries loaded in this process as threadpoolctl reports them (the kernels
         call SciPy's); ``cython`` (the Cython version that compiled the kernels);
-        ``num_threads`` (the kernels' OpenMP threads) and ``openmp_max_threads``.
+        ``num_threads`` (the kernels' OpenMP threads) and ``openmp_max_threads``;
+        ``isa``, the micro-kernels the layer products run on (``"avx512"``, ``"avx2"``,
+        ``"generic"`` or ``"blas"``), ``isa_forced`` (set by ``FASTBP_ISA``, not chosen
+        automatically) and ``isas_available`` (what this CPU can run).
     """
     import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS the kernels call)
     from threadpoolctl import threadpool_info
@@ -60,4 +63,7 @@ def build_info():
         "cython": _kernels.CYTHON_VERSION,
         "num_threads": get_num_threads(),
         "openmp_max_threads": openmp_max_threads(),
+        "isa": _isa.get_isa(),
+        "isa_forced": _isa.isa_forced(),
+        "isas_available": _isa.available_isas(),
     }

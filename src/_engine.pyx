@@ -8,12 +8,14 @@ per fit. Python regains control only between chunks (progress bar, Ctrl-C).
 Parallelism: BLAS runs single-threaded (the caller limits it with threadpoolctl once
 per fit) and fastbp puts the cores to work itself with the blocked layer passes of
 src/_layers.pxd: each matrix product split over an OpenMP ``prange``, every block one
-single-threaded gemm followed by the fused elementwise pass on the same block. Small
+micro-kernel product (src/ukernels/) or single-threaded gemm, followed by the fused
+elementwise pass on the same block. Small
 products stay serial. Block boundaries depend only on the shapes and the thread count,
 so a run is bit-reproducible for a given thread count.
 
-For plain SGD the update is folded into the weight-gradient gemm:
-``W := (1 - lr * l2) * W - (lr / m) * delta.T @ A_prev`` (alpha and beta of gemm),
+For plain SGD the update is folded into the weight-gradient product (the micro-kernel's
+store, or gemm's alpha and beta):
+``W := (1 - lr * l2) * W - (lr / m) * delta.T @ A_prev``,
 after the layer's delta for the layer below has been computed with the old W; ``m`` is
 the batch's size, or with sample weights its weight sum (the output error of each row
 carries its weight, so no per-batch array is needed).
@@ -30,6 +32,7 @@ from _activations cimport SOFTMAX, derivative_product_block
 from _layers cimport (
     backward_delta_layer, forward_layer, n_blocks, weight_gradient_layer,
 )
+from _ukernels cimport fb_get_isa, fb_isa_forced, fb_isa_supported, fb_set_isa
 
 cdef extern from *:
     """
@@ -40,6 +43,24 @@ cdef extern from *:
     #endif
     """
     void prefetch "FASTBP_PREFETCH" (const void* p) noexcept nogil
+
+
+# --- The micro-kernels' instruction set (fastbp/_isa.py sets every module's copy) ----
+
+def _isa_set(int code):
+    """Use ISA ``code`` (FB_ISA_* in src/ukernels/ukernels.h; -1: auto); False if unsupported."""
+    return fb_set_isa(code) == 0
+
+
+def _isa_state():
+    """(the ISA code in use, whether it was forced)."""
+    return fb_get_isa(), bool(fb_isa_forced())
+
+
+def _isa_supported(int code):
+    """Whether this CPU runs the micro-kernels of ISA ``code``."""
+    return bool(fb_isa_supported(code))
+
 
 # Codes shared with fastbp/engine.py.
 LOSS_CODES = {"mse": 0, "cross_entropy": 1}
@@ -667,3 +688,4 @@ cdef int _read_layout(Layout* lay, const Py_ssize_t[::1] layout) except -1:
 cdef void _free_layout(Layout* lay) noexcept:
     free(lay.sizes)
     lay.sizes = NULL
+

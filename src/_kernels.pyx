@@ -3,9 +3,9 @@
 Every function here trusts its input: shapes, dtypes, contiguity and aliasing are
 checked by the Python-facing wrappers in fastbp/kernels.py, which then call these with
 C-contiguous arrays of one dtype (the fused type `floating`: float32 or float64).
-Matrix products go to BLAS gemm, split into blocks over fastbp's OpenMP threads
-(src/_layers.pxd) with BLAS held to one thread; bias, activation and derivative passes
-are fused into each block. A purely elementwise pass is split by rows when it is large
+Matrix products go to fastbp's micro-kernels (src/ukernels/) or BLAS gemm, per shape,
+split into blocks over fastbp's OpenMP threads (src/_layers.pxd) with BLAS held to one
+thread; bias, activation and derivative passes are fused into each block. A purely elementwise pass is split by rows when it is large
 enough to pay for a fork/join.
 """
 
@@ -23,6 +23,7 @@ from _activations cimport (
 )
 from _blas cimport blas_set_threads_fn
 from _layers cimport backward_delta_layer, forward_layer, weight_gradient_layer
+from _ukernels cimport fb_get_isa, fb_isa_forced, fb_isa_supported, fb_set_isa
 
 cdef extern from *:
     """
@@ -468,3 +469,20 @@ def weight_gradient(delta, A_prev, out=None, bias_out=None, scale=1.0, accumulat
                          <double*> _data(result), <double*> _data(bias_out), n, n_in, n_out,
                          scale_value, accumulate_value, nt)
     return result
+
+
+# --- The micro-kernels' instruction set (fastbp/_isa.py sets every module's copy) ----
+
+def _isa_set(int code):
+    """Use ISA ``code`` (FB_ISA_* in src/ukernels/ukernels.h; -1: auto); False if unsupported."""
+    return fb_set_isa(code) == 0
+
+
+def _isa_state():
+    """(the ISA code in use, whether it was forced)."""
+    return fb_get_isa(), bool(fb_isa_forced())
+
+
+def _isa_supported(int code):
+    """Whether this CPU runs the micro-kernels of ISA ``code``."""
+    return bool(fb_isa_supported(code))

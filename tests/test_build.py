@@ -33,7 +33,14 @@ def restore_num_threads():
 
 def test_build_info_has_the_documented_keys(info):
     assert set(info) == {"version", "openmp", "blas", "cython", "num_threads",
-                         "openmp_max_threads"}
+                         "openmp_max_threads", "isa", "isa_forced", "isas_available"}
+
+
+def test_build_info_reports_the_micro_kernels_isa(info):
+    assert info["isa"] in ("avx512", "avx2", "generic", "blas")
+    assert info["isa"] in info["isas_available"]
+    assert {"blas", "generic"} <= set(info["isas_available"])
+    assert type(info["isa_forced"]) is bool
 
 
 def test_build_info_version_is_the_package_version(info):
