@@ -168,6 +168,15 @@ class ProcessGroup:
         """Rows of all ranks in steps [0, step) of an epoch."""
         return sum(min(step * b, n) for n, b in zip(self.shards, self.batches))
 
+    def trained_rows(self, step_weights):
+        """Rows of all ranks in the steps of an epoch that train (collective):
+        ``step_weights`` is this rank's weight sum of each step; a step trains when the
+        sum over ranks is not 0, as a batch of one process does."""
+        step_weights = np.array(step_weights, dtype=np.float64)
+        self.comm.Allreduce(self.MPI.IN_PLACE, step_weights, op=self.MPI.SUM)
+        return sum(self.rows_through(k + 1) - self.rows_through(k)
+                   for k in np.flatnonzero(step_weights > 0))
+
     def stepper(self, net, trainer, interrupt, weighted=False):
         return DataParallelSteps(self, net, trainer, interrupt, weighted)
 

@@ -497,9 +497,10 @@ class Network:
             its weight and every mini-batch's gradient is divided by the batch's weight
             sum instead of its size, as scikit-learn does (``sum_b w_i dC_i / sum_b w_i
             + l2 * W``); a batch whose weights are all zero is skipped. The history's
-            ``loss`` is then the mean over the epoch's batches, weighted by their sizes,
-            of each batch's weighted mean loss (scikit-learn's ``loss_curve_``; the
-            weighted mean of all samples when the batch is the whole data), and
+            ``loss`` is then the mean over the epoch's batches that train, weighted by
+            their sizes, of each batch's weighted mean loss (scikit-learn's
+            ``loss_curve_``; the weighted mean of all samples when the batch is the
+            whole data), and
             ``accuracy`` the weight of the correct samples over the total weight. A
             resumed fit must be given the same weights.
         comm : mpi4py communicator, optional

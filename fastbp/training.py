@@ -153,6 +153,7 @@ def _train(net, plan, trainer, group):
     every process agreed to): chunks of batches, or data-parallel steps."""
     n, batch, epochs, opt = plan.n, plan.batch, plan.epochs, plan.optimizer
     labels, validation, checkpoint = plan.labels, plan.validation, plan.checkpoint
+    weights = plan.weights
     settings, run, shuffle = plan.settings, plan.run, plan.shuffle
     history = {key: [] for key in plan.history_keys}
     # A resumed fit's history continues the checkpoint's; interrupted is where a Ctrl-C
@@ -186,7 +187,9 @@ def _train(net, plan, trainer, group):
     net.history = history
     # Overflow is detected and reported as divergence below; NumPy's warnings about it
     # (backend="numpy") would only repeat that.
-    with trainer, _DeferredInterrupt() as interrupt, np.errstate(over="ignore",
+    # Ctrl-C is deferred first: one arriving while the trainer takes (or releases) its
+    # hold on BLAS threads cannot leave the hold taken.
+    with _DeferredInterrupt() as interrupt, trainer, np.errstate(over="ignore",
                                                                   invalid="ignore"):
         stepper = trainer if group is None else group.stepper(net, trainer, interrupt,
                                                               settings["weighted"])
@@ -207,6 +210,15 @@ def _train(net, plan, trainer, group):
             epoch_start_rng = net._rng.bit_generator.state if checkpoint else None
             if shuffle:
                 order[...] = net._epoch_order(n)
+            # What the epoch's loss sum is divided by: its samples, or with weights those
+            # of the batches that train (a batch of zero weights has no mean loss).
+            if weights is None:
+                loss_samples = n_total
+            elif group is None:
+                loss_samples = _trained_samples(weights, order if shuffle else None, batch)
+            else:
+                loss_samples = group.trained_rows(_batch_weight_sums(
+                    weights, order if shuffle else None, batch, group.steps))
             bar = _progress_bar(n_total, epoch, epochs) if verbose else None
             try:
                 if bar is not None and first_batch:
@@ -260,7 +272,7 @@ def _train(net, plan, trainer, group):
             if group is not None:
                 val_total, val_correct, n_val, seconds, stop = group.epoch_end(
                     val_total, val_correct, n_val, seconds, interrupt.pending)
-            history["loss"].append(total_loss / n_total + net._l2_term())
+            history["loss"].append(total_loss / loss_samples + net._l2_term())
             if labels is not None:
                 history["accuracy"].append(correct / total_weight)
             if validation is not None:
@@ -306,6 +318,26 @@ def _write_checkpoint(path, net, settings, history, group, interrupted=None, wri
     except Exception as exc:   # a full disk on rank 0: every rank must stop
         error = exc
     group.share_outcome(error, "writing the checkpoint")
+
+
+def _batch_weight_sums(weights, order, batch, n_steps=None):
+    """Each batch's weight sum, in the epoch's order (``order``: the epoch's sample
+    order, or None); zeros after the last batch up to ``n_steps`` batches."""
+    w = weights if order is None else weights[order]
+    starts = np.arange(0, w.shape[0], batch)
+    sums = np.zeros(starts.shape[0] if n_steps is None else n_steps)
+    if starts.shape[0]:
+        sums[:starts.shape[0]] = np.add.reduceat(w, starts)
+    return sums
+
+
+def _trained_samples(weights, order, batch):
+    """The number of samples in the batches of an epoch whose weights are not all zero
+    (those a weighted fit trains on)."""
+    n = weights.shape[0]
+    sizes = np.diff(np.append(np.arange(0, n, batch), n))
+    # Weights are >= 0: a batch's sum is 0 exactly when all its weights are.
+    return int(sizes[_batch_weight_sums(weights, order, batch) > 0].sum())
 
 
 class _PythonTrainer:

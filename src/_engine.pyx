@@ -164,6 +164,10 @@ cdef double _output_error(const floating* A, const floating* Y, floating* delta,
                 y_sum += y
                 if y != 0:
                     row_loss -= y * log(_clip(a, eps, INFINITY))
+                elif a != a:
+                    # A NaN output counts where its target is 0 too (0 * NaN, as in
+                    # the NumPy backend): all-zero target rows must not hide divergence.
+                    row_loss += a
             else:
                 row_loss -= y * log(_clip(a, eps, 1 - eps))
                 row_loss -= (1 - y) * log(_clip(1 - a, eps, 1 - eps))

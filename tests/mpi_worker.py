@@ -103,7 +103,7 @@ def equivalence(config, out_dir):
     n = len(X)
     total_weight = n if weights is None else weights.sum()
     for epoch in range(epochs):
-        loss_sum, correct = 0.0, 0.0
+        loss_sum, correct, trained = 0.0, 0.0, 0
         for step in range(steps):
             rows = np.concatenate([bounds[r] + all_orders[r][epoch][step * b:(step + 1) * b]
                                    for r in range(size)])
@@ -113,8 +113,9 @@ def equivalence(config, out_dir):
             h = ref.fit(X[rows], Y[rows], epochs=1, resume=resume, sample_weight=w, **args)
             resume = True
             loss_sum += (h["loss"][0] - ref._l2_term()) * len(rows)
+            trained += len(rows)   # the epoch's loss is over the rows of steps that train
             correct += h["accuracy"][0] * (len(rows) if w is None else w.sum())
-        ref_history["loss"].append(loss_sum / n + ref._l2_term())
+        ref_history["loss"].append(loss_sum / trained + ref._l2_term())
         ref_history["accuracy"].append(correct / total_weight)
         evaluation = ref.evaluate(X_val, Y_val)
         ref_history["val_loss"].append(evaluation["loss"])

@@ -392,6 +392,28 @@ def test_a_batch_of_zero_weights_is_skipped(backend):
 
 
 @pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_the_loss_of_an_epoch_leaves_out_its_skipped_batches(backend):
+    """A batch of zero weights makes no step and has no weighted mean loss: the epoch's
+    loss is the size-weighted mean over the batches that trained, as if the skipped
+    batch were not there (it used to count as a loss of 0: the more zero batches, the
+    lower the loss)."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((30, 4))
+    y = rng.integers(0, 3, 30)
+    w = rng.uniform(0.5, 2, 30)
+    w[10:20] = 0
+    kwargs = dict(activation="tanh", output="softmax", loss="cross_entropy", batch_size=10,
+                  shuffle=False, optimizer="adam", learning_rate=0.01, epochs=2)
+    net, history = train(backend, X, y, [4, 5, 3], sample_weight=w, **dict(kwargs))
+    keep = np.r_[0:10, 20:30]
+    ref, h_ref = train(backend, X[keep], y[keep], [4, 5, 3], sample_weight=w[keep],
+                       **dict(kwargs))
+    np.testing.assert_allclose(net._params, ref._params, rtol=1e-12, atol=1e-14)
+    for key in ("loss", "accuracy"):
+        np.testing.assert_allclose(history[key], h_ref[key], rtol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
 def test_fit_checks_sample_weight(backend):
     X, y = np.zeros((4, 2)), np.array([0, 1, 0, 1])
     net = fastbp.Network([2, 3, 2], output="softmax", loss="cross_entropy", backend=backend)
@@ -476,4 +498,23 @@ def _check_nan_outputs_of_a_sigmoid_cross_entropy_network():
             net.fit(X, Y, epochs=1, batch_size=16, learning_rate=1e300, shuffle=False)
         messages.append(str(info.value))
     assert "batch 4 of 4" not in messages[0]
+    assert messages[0] == messages[1]
+
+
+def test_nan_outputs_on_all_zero_softmax_targets_stop_both_backends_alike():
+    """All-zero target rows are legal for softmax + cross-entropy (A * sum(Y) - Y); a NaN
+    output in such a row must stop the engine where it stops the NumPy backend (whose
+    loss is Y . log(A), NaN when A is), not one batch later."""
+    rng = np.random.default_rng(10)
+    X = rng.standard_normal((64, 5))
+    Y = np.eye(3)[rng.integers(0, 3, 64)]
+    Y[16:32] = 0  # the second batch: all-zero target rows
+    messages = []
+    for backend in ("cython", "numpy"):
+        net = fastbp.Network([5, 8, 3], activation="relu", output="softmax",
+                             loss="cross_entropy", dtype="float64", seed=0, backend=backend)
+        with pytest.raises(FloatingPointError) as info:
+            net.fit(X, Y, epochs=1, batch_size=16, learning_rate=1e300, shuffle=False)
+        messages.append(str(info.value))
+    assert "batch 2 of 4" in messages[1]
     assert messages[0] == messages[1]
