@@ -204,13 +204,17 @@ class ProcessGroup:
         if self.finished or is_collective(exc) or self.size == 1:
             return
         import sys
+        import time
         import traceback
 
-        print(f"fastbp: process {self.rank} of {self.size} failed during a distributed "
-              f"fit; aborting the MPI job, since the other processes would wait for it "
-              f"forever:", file=sys.stderr)
+        # The summary first, in one write: what reaches mpiexec before the abort.
+        sys.stderr.write(f"fastbp: process {self.rank} of {self.size} failed during a "
+                         f"distributed fit ({type(exc).__name__}: {exc}); aborting the MPI "
+                         f"job, since the other processes would wait for it forever\n")
+        sys.stderr.flush()
         traceback.print_exception(exc, file=sys.stderr)
         sys.stderr.flush()
+        time.sleep(0.5)   # let MPI forward the output before the processes are killed
         self.comm.Abort(1)
 
     def gather_generators(self, net, epoch_start_rng):

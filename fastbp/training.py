@@ -53,22 +53,25 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
         if group is None:
             raise
         error = exc
-    if group is not None:
-        group.agree(net, plan, error)
-        group.start(net, plan)
-    trainer = make_trainer(net, plan)
-    # From here on this fit's optimiser is the network's.
-    net._optimizer = plan.optimizer
-    net._checkpoint_run = None
     if group is None:
-        return _train(net, plan, trainer, group)
+        return _run(net, plan, None)
+    group.agree(net, plan, error)
     try:
-        return _train(net, plan, trainer, group)
+        group.start(net, plan)
+        return _run(net, plan, group)
     except BaseException as exc:
         # An exception on this rank alone (a bug, memory exhausted) while the others
         # still expect its collective calls would leave them waiting forever: abort.
         group.abort_unless_collective(exc)
         raise
+
+
+def _run(net, plan, group):
+    trainer = make_trainer(net, plan)
+    # From here on this fit's optimiser is the network's.
+    net._optimizer = plan.optimizer
+    net._checkpoint_run = None
+    return _train(net, plan, trainer, group)
 
 
 def prepare(net, X, Y, epochs, batch_size, learning_rate, optimizer, momentum, nesterov,

@@ -239,8 +239,8 @@ def test_an_exception_on_one_rank_mid_fit_aborts_the_job_instead_of_hanging(tmp_
     result = launch(2, [WORKER, "local_failure", json.dumps(config), str(tmp_path)],
                     tmp_path, timeout=60)
     assert result.returncode != 0
-    assert "process 1 of 2 failed during a distributed fit; aborting" in result.stderr
-    assert "MemoryError: rank 1 ran out of memory (simulated)" in result.stderr
+    assert ("fastbp: process 1 of 2 failed during a distributed fit (MemoryError: rank 1 "
+            "ran out of memory (simulated)); aborting the MPI job") in result.stderr
 
 
 def test_a_checkpoint_rank_0_cannot_write_stops_every_rank(tmp_path):
@@ -279,6 +279,18 @@ def test_cli_train_distributed_on_the_digits(tmp_path):
     # Two ranks of batch 32 train with batches of 64: about the single run's accuracy.
     assert accuracy > 0.93 and abs(accuracy - single_accuracy) < 0.03, (accuracy,
                                                                         single_accuracy)
+    # --checkpoint on rank 0, --resume on every rank: the resumed run ends as a run of
+    # as many epochs that never stopped.
+    straight = launch(2, ["-m", "fastbp", "train", "--distributed", "--quiet", "--epochs",
+                          "5"], tmp_path)
+    first = launch(2, ["-m", "fastbp", "train", "--distributed", "--quiet", "--epochs", "3",
+                       "--checkpoint", "run.ckpt"], tmp_path)
+    resumed = launch(2, ["-m", "fastbp", "train", "--distributed", "--quiet", "--epochs", "5",
+                         "--resume", "run.ckpt"], tmp_path)
+    for run in (straight, first, resumed):
+        assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
+    assert "resuming run.ckpt: 3 of 5 epochs trained" in resumed.stdout
+    assert FINAL.findall(resumed.stdout)[0][:3] == FINAL.findall(straight.stdout)[0][:3]
     # An error before training (here on every rank) ends the job with status 2.
     bad = launch(2, ["-m", "fastbp", "train", "--distributed", "--data", "/nonexistent"],
                  tmp_path, timeout=60)
