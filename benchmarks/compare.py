@@ -148,8 +148,12 @@ def machine_line(results):
     parts += [f"{name} {version}" for name, version in versions.items() if version]
     fastbp_info = machine.get("fastbp_build_info", {})
     if fastbp_info:
+        isa = fastbp_info.get("isa")
         parts.append(f"fastbp {fastbp_info.get('version')} (OpenMP "
-                     f"{'on' if fastbp_info.get('openmp') else 'off'})")
+                     f"{'on' if fastbp_info.get('openmp') else 'off'}"
+                     + (f", micro-kernels {isa}"
+                        + (" forced" if fastbp_info.get("isa_forced") else "")
+                        if isa else "") + ")")
     if machine.get("fastbp_isa_env"):
         parts.append(f"FASTBP_ISA={machine['fastbp_isa_env']}")
     line = "Machine: " + ", ".join(parts)

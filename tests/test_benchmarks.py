@@ -226,7 +226,8 @@ def _results():
     machine = {"cpu_model": "Test CPU", "cpu_count": 2, "bench_threads": 2,
                "cpu_vector_extensions": ["avx2", "fma"], "python_version": "3.11.7",
                "versions": {"numpy": "2.4.6", "jax": None},
-               "fastbp_build_info": {"version": "1.0", "openmp": True}}
+               "fastbp_build_info": {"version": "1.0", "openmp": True, "isa": "avx2",
+                                     "isa_forced": False}}
     return {"benchmarks": benchmarks, "machine_info": machine}
 
 
@@ -256,7 +257,8 @@ def test_compare_from_json(tmp_path, capsys):
     assert compare.main(["--from-json", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Machine: Test CPU (2 cores; avx2, fma), 2 threads each, "
-                          "Python 3.11.7, numpy 2.4.6, fastbp 1.0 (OpenMP on)\n")
+                          "Python 3.11.7, numpy 2.4.6, "
+                          "fastbp 1.0 (OpenMP on, micro-kernels avx2)\n")
     assert "np.matmul float32 (2048^3 unless quick): 343.6 GFLOP/s" in out
     assert "| 784-30-10 sigmoid b10 | float32 |" in out
     assert "QUICK MODE" not in out
