@@ -14,6 +14,7 @@ import tempfile
 
 import numpy as np
 import pytest
+from _config import QUICK
 
 import fastbp
 from fastbp import checkpoints
@@ -27,7 +28,7 @@ CONFIGS = [
                                                  momentum=0.9)),
     ("784-1024-1024-10 adam", [784, 1024, 1024, 10], dict(name="adam", learning_rate=0.001)),
 ]
-ROUNDS = 10
+ROUNDS = 1 if QUICK else 10
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,8 @@ def test_epoch_with_checkpoint(benchmark, fashion_mnist_train, disk_folder, conf
                                with_checkpoint):
     name, sizes, batch, samples = config
     X, y = fashion_mnist_train
+    if QUICK:
+        samples //= 20
     X, y = X[:samples], y[:samples]
     path = os.path.join(disk_folder, "epoch.ckpt") if with_checkpoint else None
 
@@ -95,4 +98,5 @@ def test_epoch_with_checkpoint(benchmark, fashion_mnist_train, disk_folder, conf
                 checkpoint=path)
 
     benchmark.group = f"epoch {name} ({samples} samples), with and without checkpoint"
-    benchmark.pedantic(epoch, setup=setup, rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(epoch, setup=setup, rounds=1 if QUICK else 5, iterations=1,
+                       warmup_rounds=0 if QUICK else 1)

@@ -1,114 +1,116 @@
-"""One epoch of training, fastbp's engine against the NumPy reference (and PyTorch).
+"""One training epoch: fastbp against the lean NumPy loop, JAX and PyTorch, side by side.
 
-The configurations are issue 6's table. Each round builds a fresh network (not timed)
-and trains one epoch, float32, with fastbp's default threads (all cores). PyTorch (CPU)
-is a third column when it is installed. scikit-learn's MLPClassifier, the end-to-end
-reference on Fashion-MNIST, is in test_sklearn_bench.py.
+The five epochs of issue 9 (the 784-100-10 one with SGD and with Adam), float32 and
+float64. Every contender trains the same network from the same initial parameters on
+the same batches in the same order (``shuffle=False``), with the same optimiser; see
+``_baselines.py``. Each round starts from the initial parameters (not timed) and
+trains one epoch:
+
+- ``fastbp``: ``net.fit(X, y, epochs=1, batch_size=..., shuffle=False,
+  check_input=False)``. The scan of the data for NaN that ``fit`` does once per call is
+  left out: it is not part of an epoch of a longer fit, and the baselines check nothing.
+- ``numpy``: the lean NumPy loop (``_baselines.NumpyLoop``), what a user writes.
+- ``jax``: one jitted epoch, ``lax.scan`` over the batches, compiled before timing
+  (when JAX is installed).
+- ``torch``: an idiomatic PyTorch loop over batches made beforehand (when PyTorch is
+  installed).
+
+The data are random, of MNIST's shape (784 pixels in [0, 1), 10 classes): an epoch's
+time does not depend on the values. ``test_matmul_rate`` measures ``np.matmul`` at
+2048^3 in the same run, float32 and float64: the yardstick of the efficiency column of
+``compare.py`` (training FLOPs per second / that rate; FLOPs counted by
+``_baselines.training_flops``). Threads: ``FASTBP_BENCH_THREADS`` (conftest.py).
 """
-
-import importlib.util
-import time
 
 import numpy as np
 import pytest
+from _baselines import (
+    HAVE_JAX, HAVE_TORCH, JaxEpoch, NumpyLoop, TorchEpoch, Training, one_hot, training_flops,
+)
+from _config import QUICK, synthetic_mnist
 
-import fastbp
-
-# (name, sizes, hidden, output, loss, batch, samples)
+SIGMOID = dict(hidden="sigmoid", output="sigmoid", loss="mse", learning_rate=0.1)
+SOFTMAX = dict(hidden="relu", output="softmax", loss="cross_entropy", learning_rate=0.1)
+# (name, training, samples): issue 9's table.
 CONFIGS = [
-    ("784-30-10 b1", [784, 30, 10], "sigmoid", "sigmoid", "mse", 1, 6000),
-    ("784-30-10 b10", [784, 30, 10], "sigmoid", "sigmoid", "mse", 10, 60000),
-    ("784-100-10 b32", [784, 100, 10], "relu", "softmax", "cross_entropy", 32, 60000),
-    ("784-128-10 b128", [784, 128, 10], "relu", "softmax", "cross_entropy", 128, 60000),
-    ("784-1024-1024-10 b256", [784, 1024, 1024, 10], "relu", "softmax", "cross_entropy",
-     256, 15360),
+    ("784-30-10 sigmoid b1", Training((784, 30, 10), batch_size=1, **SIGMOID), 6000),
+    ("784-30-10 sigmoid b10", Training((784, 30, 10), batch_size=10, **SIGMOID), 60000),
+    ("784-100-10 relu/softmax b32 sgd",
+     Training((784, 100, 10), batch_size=32, **SOFTMAX), 60000),
+    ("784-100-10 relu/softmax b32 adam",
+     Training((784, 100, 10), batch_size=32, optimizer="adam",
+              **{**SOFTMAX, "learning_rate": 1e-3}), 60000),
+    ("784-128-10 relu/softmax b128", Training((784, 128, 10), batch_size=128, **SOFTMAX),
+     60000),
+    ("784-1024-1024-10 relu/softmax b256",
+     Training((784, 1024, 1024, 10), batch_size=256, **SOFTMAX), 15360),
 ]
-ROUNDS = 5
-HAVE_TORCH = importlib.util.find_spec("torch") is not None
-IMPLS = ["fastbp", "numpy"] + (["torch"] if HAVE_TORCH else [])
+DTYPES = ["float32", "float64"]
+IMPLS = ["fastbp", "numpy"] + (["jax"] if HAVE_JAX else []) + (["torch"] if HAVE_TORCH else [])
+ROUNDS, WARMUP = (1, 0) if QUICK else (5, 1)
+MATMUL_N = 512 if QUICK else 2048
 
 
-def training_flops_per_sample(sizes):
-    """6 FLOPs per weight per sample (forward, weight gradient, input gradient), less the
-    input gradient of the first layer, which training does not need."""
-    weights = sum(o * i for i, o in zip(sizes[:-1], sizes[1:]))
-    return 6 * weights - 2 * sizes[0] * sizes[1]
-
-
-def _fastbp_epoch(benchmark, X, y, sizes, hidden, output, loss, batch, backend):
-    def setup():
-        net = fastbp.Network(sizes, activation=hidden, output=output, loss=loss, seed=0,
-                             backend=backend)
-        return (net,), {}
-
-    def epoch(net):
-        net.fit(X, y, epochs=1, batch_size=batch, learning_rate=0.1)
-
-    benchmark.pedantic(epoch, setup=setup, rounds=ROUNDS, iterations=1, warmup_rounds=1)
-
-
-def _torch_epoch(benchmark, X, y, sizes, hidden, output, loss, batch):
-    import torch
-
-    torch.manual_seed(0)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
-    acts = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}
-
-    def setup():
-        layers = []
-        for l, (i, o) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(torch.nn.Linear(i, o))
-            if l < len(sizes) - 2:
-                layers.append(acts[hidden]())
-        if output == "sigmoid":
-            layers.append(torch.nn.Sigmoid())
-        model = torch.nn.Sequential(*layers)
-        return (model, torch.optim.SGD(model.parameters(), lr=0.1)), {}
-
-    def epoch(model, opt):
-        perm = torch.randperm(len(Xt))
-        eye = torch.eye(sizes[-1])
-        for start in range(0, len(Xt), batch):
-            idx = perm[start:start + batch]
-            xb, yb = Xt[idx], yt[idx]
-            opt.zero_grad()
-            out = model(xb)
-            if loss == "mse":
-                cost = 0.5 * ((out - eye[yb]) ** 2).sum() / len(idx)
-            else:
-                cost = torch.nn.functional.cross_entropy(out, yb)
-            cost.backward()
-            opt.step()
-
-    benchmark.pedantic(epoch, setup=setup, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+def _samples(samples):
+    return max(samples // 20, 64) if QUICK else samples
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("config", CONFIGS, ids=[c[0] for c in CONFIGS])
-def test_training_epoch(benchmark, fashion_mnist_train, config, impl):
-    name, sizes, hidden, output, loss, batch, samples = config
-    X, y = fashion_mnist_train
-    X, y = np.ascontiguousarray(X[:samples]), y[:samples]
-    benchmark.group = f"epoch {name} ({samples} samples)"
-    benchmark.extra_info.update(samples=samples, flops_per_sample=training_flops_per_sample(sizes))
-    if impl == "torch":
-        _torch_epoch(benchmark, X, y, sizes, hidden, output, loss, batch)
+def test_training_epoch(benchmark, config, dtype, impl):
+    name, training, samples = config
+    samples = _samples(samples)
+    X, y = synthetic_mnist(samples, dtype)
+    T = one_hot(y, 10, X.dtype)
+    weights, biases = training.initial_parameters(dtype)
+    benchmark.group = f"epoch {name} {dtype}"
+    benchmark.extra_info.update(config=name, dtype=dtype, samples=samples,
+                                batch_size=training.batch_size, optimizer=training.optimizer,
+                                flops=training_flops(training.sizes, samples))
+
+    if impl == "fastbp":
+        kwargs = training.fit_kwargs()
+
+        def setup():
+            return (training.network(dtype),), {}
+
+        def epoch(net):
+            net.fit(X, y, check_input=False, **kwargs)
+    elif impl == "numpy":
+        def setup():
+            return (NumpyLoop(training, weights, biases),), {}
+
+        def epoch(loop):
+            loop.epoch(X, T)
+    elif impl == "jax":
+        jitted = JaxEpoch(training, weights, biases, X, T)  # compiled here, not timed
+
+        def setup():
+            jitted.reset()
+            return (), {}
+
+        epoch = jitted.epoch
     else:
-        _fastbp_epoch(benchmark, X, y, sizes, hidden, output, loss, batch,
-                      "cython" if impl == "fastbp" else "numpy")
+        def setup():
+            return (TorchEpoch(training, weights, biases, X, T),), {}
+
+        def epoch(loop):
+            loop.epoch()
+
+    benchmark.pedantic(epoch, setup=setup, rounds=ROUNDS, iterations=1,
+                       warmup_rounds=WARMUP)
 
 
-@pytest.mark.parametrize("shape", [(2048, 2048, 2048), (256, 1024, 1024)],
-                         ids=["2048^3", "256x1024x1024"])
-def test_matmul_rate(benchmark, shape):
-    """This machine's np.matmul float32 rate, the yardstick for the training FLOP rate:
-    at a large square size, and at the shape of the largest network's middle layer."""
-    m, k, n = shape
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_rate(benchmark, dtype):
+    """This machine's np.matmul rate at n^3 (n = 2048), the yardstick of efficiency."""
+    n = MATMUL_N
     rng = np.random.default_rng(0)
-    A = rng.random((m, k), dtype=np.float32)
-    B = rng.random((k, n), dtype=np.float32)
-    out = np.empty((m, n), np.float32)
-    benchmark.group = f"np.matmul float32 {m}x{k}x{n}"
-    benchmark.extra_info["flops"] = 2 * m * k * n
-    benchmark.pedantic(np.matmul, args=(A, B), kwargs={"out": out}, rounds=20,
-                       warmup_rounds=2)
+    A = rng.random((n, n)).astype(dtype)
+    B = rng.random((n, n)).astype(dtype)
+    out = np.empty((n, n), dtype)
+    benchmark.group = f"np.matmul {n}^3 {dtype}"
+    benchmark.extra_info.update(flops=2 * n ** 3, dtype=dtype, n=n)
+    benchmark.pedantic(np.matmul, args=(A, B), kwargs={"out": out},
+                       rounds=2 if QUICK else 20, warmup_rounds=1 if QUICK else 2)

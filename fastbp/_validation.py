@@ -198,6 +198,35 @@ def check_nonnegative(name, value):
     return float(value)
 
 
+def check_sample_weight(sample_weight, n, name="sample_weight"):
+    """``sample_weight`` as a new float64 array of shape (n,), or None if it is None.
+
+    The weights must be numbers (not booleans), one per sample, finite, >= 0, and not
+    all zero; the array returned is a copy, so the caller's is never modified.
+    """
+    if sample_weight is None:
+        return None
+    w = sample_weight if isinstance(sample_weight, np.ndarray) else np.asarray(sample_weight)
+    if w.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be an array of numbers, one weight per sample, got "
+                        f"dtype {w.dtype}")
+    if w.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) (one weight per row of X), got "
+                         f"shape {w.shape}")
+    w = np.array(w, dtype=np.float64)
+    if not np.isfinite(w).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    if (w < 0).any():
+        raise ValueError(f"{name} must be >= 0, got a weight of {w.min()!r}")
+    with np.errstate(over="ignore"):
+        total = w.sum()
+    if total == 0:
+        raise ValueError(f"{name} is all zeros: at least one sample needs a positive weight")
+    if not np.isfinite(total):
+        raise ValueError(f"{name} sums to {total}: the weights are too large")
+    return w
+
+
 def all_finite(X):
     """No NaN or inf in X. A finite sum proves it without a boolean temporary the size of
     X; only an infinite or NaN sum (or an overflowing one) needs the elementwise check."""

@@ -14,10 +14,12 @@ file (temporary file, fsync, rename), no pickle anywhere:
   optimiser (name, hyper-parameters, Adam's step count ``t``), the fit's settings
   (``optimizer``, ``learning_rate``, the optimiser's other hyper-parameters,
   ``batch_size``, ``shuffle``, ``n_samples``, the history's keys, ``run_epochs``,
-  ``backend`` (``load``'s default) and, for information, ``n_threads``), the history so far, the shuffling generator's
-  ``bit_generator.state`` (``rng``), and ``interrupted``: null after a completed epoch,
-  or where a Ctrl-C stopped the epoch (batches done, the epoch's partial loss sum and
-  correct count, its seconds so far and the generator's state at the epoch's start);
+  ``backend`` (``load``'s default), ``weighted`` (sample weights given; absent in older
+  checkpoints: false) and, for information, ``n_threads``), the history so far, the
+  shuffling generator's ``bit_generator.state`` (``rng``), and ``interrupted``: null
+  after a completed epoch, or where a Ctrl-C stopped the epoch (batches done, the
+  epoch's partial loss sum and correct count (weighted sums for a weighted fit), its
+  seconds so far and the generator's state at the epoch's start);
 - the optimiser's state vectors, in the layout of the flat parameter vector:
   ``optimizer_velocity`` (SGD with momentum), or ``optimizer_m`` and ``optimizer_v``
   (Adam);
@@ -51,7 +53,7 @@ BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 # The fit settings a resume must repeat, by optimiser.
 OPTIMIZER_SETTINGS = {"sgd": ("learning_rate", "momentum", "nesterov"),
                       "adam": ("learning_rate", "beta1", "beta2", "eps")}
-RUN_SETTINGS = ("batch_size", "shuffle", "n_samples", "history")
+RUN_SETTINGS = ("batch_size", "shuffle", "n_samples", "history", "weighted")
 
 
 def check_path(checkpoint):
@@ -71,15 +73,18 @@ def _plain(value):
 
 
 def fit_settings(optimizer, learning_rate, momentum, nesterov, beta1, beta2, eps,
-                 batch_size, shuffle, n_samples, history_keys):
-    """The settings of a fit that a resume from its checkpoint must repeat."""
+                 batch_size, shuffle, n_samples, history_keys, weighted=False):
+    """The settings of a fit that a resume from its checkpoint must repeat.
+
+    ``weighted``: the fit was given sample weights (its partial sums are weighted).
+    """
     given = {"learning_rate": learning_rate, "momentum": momentum, "nesterov": nesterov,
              "beta1": beta1, "beta2": beta2, "eps": eps}
     settings = {"optimizer": optimizer}
     for key in OPTIMIZER_SETTINGS.get(optimizer, ()):
         settings[key] = _plain(given[key])
     settings.update(batch_size=batch_size, shuffle=bool(shuffle), n_samples=int(n_samples),
-                    history=list(history_keys))
+                    history=list(history_keys), weighted=bool(weighted))
     return settings
 
 
@@ -98,6 +103,11 @@ def check_resume(run, settings):
         if key == "n_samples":
             differences.append(f"X has {settings[key]} rows, the checkpoint's fit had "
                                f"{recorded[key]}")
+        elif key == "weighted":
+            given = "is given" if settings[key] else "is not given"
+            had = "had" if recorded[key] else "had no"
+            differences.append(f"sample_weight {given}, the checkpoint's fit {had} "
+                               f"sample weights")
         elif key == "history":
             differences.append(
                 f"this fit records {settings[key]}, the checkpoint's fit recorded "
@@ -159,7 +169,10 @@ def write(path, net, settings, history, interrupted=None, write=True):
     if interrupted is not None:
         state["interrupted"] = {
             "batch": int(interrupted["batch"]), "loss_sum": float(interrupted["loss_sum"]),
-            "correct": int(interrupted["correct"]), "seconds": float(interrupted["seconds"]),
+            # A count, or with sample weights a sum of weights.
+            "correct": (float(interrupted["correct"]) if settings.get("weighted")
+                        else int(interrupted["correct"])),
+            "seconds": float(interrupted["seconds"]),
             "epoch_start_rng": _encode(interrupted["epoch_start_rng"])}
         arrays[EPOCH_START_PARAMS] = interrupted["epoch_start_params"]
     arrays[VERSION_KEY] = np.array(VERSION)
@@ -304,6 +317,9 @@ def restore(net, archive, path):
     shuffle = read.bool(settings, "shuffle", "fit")
     n_samples = read.int(settings, "n_samples", "fit", low=1)
     read.int(settings, "run_epochs", "fit")
+    # Checkpoints written before sample weights existed lack the key: unweighted fits.
+    settings.setdefault("weighted", False)
+    weighted = read.bool(settings, "weighted", "fit")
     keys = settings.get("history")
     if (not isinstance(keys, list) or not set(keys) <= set(HISTORY_KEYS)
             or "loss" not in keys or "seconds" not in keys or len(set(keys)) != len(keys)):
@@ -369,7 +385,8 @@ def restore(net, archive, path):
         interrupted = {
             "batch": read.int(interrupted, "batch", "interrupted", low=1, high=n_batches),
             "loss_sum": read.float(interrupted, "loss_sum", "interrupted"),
-            "correct": read.int(interrupted, "correct", "interrupted", high=n_samples),
+            "correct": (read.float(interrupted, "correct", "interrupted") if weighted
+                        else read.int(interrupted, "correct", "interrupted", high=n_samples)),
             "seconds": read.float(interrupted, "seconds", "interrupted"),
             "epoch_start_rng": _generator(
                 interrupted.get("epoch_start_rng"),

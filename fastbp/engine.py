@@ -12,7 +12,7 @@ same cores would fight.
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from fastbp import _engine, _kernels
+from fastbp import _blas_threads, _engine, _kernels
 from fastbp.losses import MATCHING_PAIRS
 
 _controller = None
@@ -42,15 +42,19 @@ def batches_per_chunk(sizes, batch_size):
 class CompiledTrainer:
     """Runs batches of an epoch in the compiled engine for one fit of one Network."""
 
-    def __init__(self, net, X, T, labels, batch_size, optimizer, n_threads):
+    def __init__(self, net, X, T, labels, batch_size, optimizer, n_threads,
+                 sample_weight=None):
         self.net, self.X, self.T = net, X, T
         self.batch_size = batch_size
         self.optimizer = optimizer
         self.n_threads = n_threads
-        task = net.task
+        task = net._label_task(labels)
         self.task_code = _engine.TASK_CODES[task]
         self.labels = (np.ascontiguousarray(labels, dtype=np.int64)
                        if task in ("multiclass", "binary") else np.empty(0, np.int64))
+        # float64 (n,), checked by fit; empty: every sample weighs 1.
+        self.weights = (np.empty(0, np.float64) if sample_weight is None
+                        else np.ascontiguousarray(sample_weight, dtype=np.float64))
         self.empty = np.empty(0, net.dtype)
         self.layout, self.work = self._layout(net, batch_size)
         codes = _kernels.ACTIVATION_CODES
@@ -58,7 +62,6 @@ class CompiledTrainer:
         self.output = codes[net.output]
         self.loss = _engine.LOSS_CODES[net.loss_name]
         self.matching = (net.output, net.loss_name) in MATCHING_PAIRS
-        self._limits = None
 
     @staticmethod
     def _layout(net, batch):
@@ -91,16 +94,19 @@ class CompiledTrainer:
         return layout, np.zeros(w, net.dtype)
 
     def __enter__(self):
-        self._limits = _blas_controller().limit(limits=1, user_api="blas")
+        # Counted with the other fits and the kernel calls in flight
+        # (fastbp/_blas_threads.py): the last one out restores the BLAS thread counts.
+        _blas_threads.hold_for_fit(_blas_controller())
         return self
 
     def __exit__(self, *exc):
-        self._limits.restore_original_limits()
-        self._limits = None
+        _blas_threads.release_for_fit()
 
     def run(self, order, first, last):
         """Train batches [first, last); returns (summed loss, n_correct, diverged_at).
 
+        With sample weights the loss is the sum over batches of m times the batch's
+        weighted mean loss, n_correct the weight of the correct predictions.
         diverged_at is the first batch whose loss was not finite (the chunk stopped
         there, before updating), or None.
         """
@@ -118,7 +124,8 @@ class CompiledTrainer:
                 s1 = opt.velocity
             s2 = self.empty
         loss, correct, t, diverged_at = _engine.train_chunk(
-            self.X, self.T, self.labels, np.empty(0, np.int64) if order is None else order,
+            self.X, self.T, self.labels, self.weights,
+            np.empty(0, np.int64) if order is None else order,
             net._params, net._grads, s1, s2, self.work, self.layout,
             self.hidden, self.output, self.loss, self.matching, self.task_code,
             code, opt.learning_rate, net.l2, mu, beta1, beta2, eps, t,

@@ -19,7 +19,7 @@ from scipy.linalg import blas as scipy_blas
 from fastbp._backends import get_backend
 from fastbp import persistence, training
 from fastbp._validation import (
-    all_finite, check_activation, check_nonnegative, check_positive_int,
+    all_finite, check_activation, check_nonnegative, check_positive_int, check_sample_weight,
 )
 from fastbp.losses import OUTPUTS, check_loss, loss_sum, output_error
 
@@ -254,14 +254,16 @@ class Network:
             raise TypeError(f"{name} must be numeric, got dtype {Y.dtype}")
         if Y.shape[:1] != (n,):
             raise ValueError(f"{name} has {Y.shape[0] if Y.ndim else 0} rows but X has {n}")
-        if Y.ndim == 1 and Y.dtype.kind in "iu" and task in ("multiclass", "binary"):
-            classes = k if task == "multiclass" else 2
+        # Integer labels: one-hot targets (multiclass; multilabel: one-vs-rest, each
+        # sigmoid output trained on "is it this class"), or 0/1 for one binary output.
+        if Y.ndim == 1 and Y.dtype.kind in "iu" and task != "regression":
+            classes = 2 if task == "binary" else k
             if Y.min() < 0 or Y.max() >= classes:
                 raise ValueError(f"{name} holds labels in [{Y.min()}, {Y.max()}] but the network "
                                  f"has {classes} classes: labels must be in [0, {classes - 1}]")
             labels = Y.astype(np.int64)
             T = np.zeros((n, k), self.dtype)
-            if task == "multiclass":
+            if task != "binary":
                 T[np.arange(n), labels] = 1
             else:
                 T[:, 0] = labels
@@ -291,11 +293,25 @@ class Network:
             return (A > 0.5).astype(np.int64)
         return None
 
-    def _n_correct(self, A, labels):
-        predicted = self._labels_of(A)
-        if predicted.ndim == 2:  # multi-label: subset accuracy, as scikit-learn
-            return int((predicted == labels).all(axis=1).sum())
-        return int((predicted == labels).sum())
+    def _label_task(self, labels):
+        """The task accuracy is counted for: a multi-label network given integer
+        labels (one-vs-rest) is scored as a multi-class one, by its largest output."""
+        task = self.task
+        if task == "multilabel" and labels is not None and labels.ndim == 1:
+            return "multiclass"
+        return task
+
+    def _n_correct(self, A, labels, weights=None):
+        """Correct predictions among the rows of A: a count, or with ``weights`` (the
+        rows' sample weights) the sum of the correct rows' weights."""
+        if labels.ndim == 1 and self.task == "multilabel":
+            predicted = A.argmax(axis=1)
+        else:
+            predicted = self._labels_of(A)
+        hits = predicted == labels
+        if hits.ndim == 2:  # multi-label: subset accuracy, as scikit-learn
+            hits = hits.all(axis=1)
+        return int(hits.sum()) if weights is None else float(weights @ hits)
 
     # ----- forward, loss, gradients ----------------------------------------------
 
@@ -335,37 +351,48 @@ class Network:
         W = self._params[:self._n_weights]
         return 0.5 * self.l2 * float(np.vdot(W, W))
 
-    def _data_loss_and_correct(self, X, T, labels):
+    def _data_loss_and_correct(self, X, T, labels, weights=None):
+        """Summed loss and correct count over the rows of X (weighted sums with weights)."""
         total, correct = 0.0, 0
         ws_scratch = None
         for start, stop, A in self._blocks(X):
             if ws_scratch is None or ws_scratch.shape[0] != stop - start:
                 ws_scratch = np.empty_like(A)
-            total += loss_sum(self.output, self.loss_name, A, T[start:stop], ws_scratch)
+            w = None if weights is None else weights[start:stop]
+            total += loss_sum(self.output, self.loss_name, A, T[start:stop], ws_scratch, w)
             if labels is not None:
-                correct += self._n_correct(A, labels[start:stop])
+                correct += self._n_correct(A, labels[start:stop], w)
         return total, correct
 
-    def loss(self, X, Y):
-        """The cost J: mean over samples of the loss + l2/2 * sum ||W||^2."""
+    def loss(self, X, Y, sample_weight=None):
+        """The cost J: mean over samples of the loss + l2/2 * sum ||W||^2.
+
+        With ``sample_weight`` (n,) (non-negative, not all zero), the weighted mean
+        ``sum_i w_i C_i / sum_i w_i`` (scikit-learn's normalisation); the l2 term is
+        unchanged.
+        """
         X = self._check_X(X)
         T, _ = self._check_Y(Y, X.shape[0])
-        total, _ = self._data_loss_and_correct(X, T, None)
-        return total / X.shape[0] + self._l2_term()
+        w = check_sample_weight(sample_weight, X.shape[0])
+        total, _ = self._data_loss_and_correct(X, T, None, w)
+        return total / (X.shape[0] if w is None else w.sum()) + self._l2_term()
 
-    def _backprop(self, acts, deltas, T, m):
+    def _backprop(self, acts, deltas, T, m, weights=None):
         """Forward and backward over one batch already in acts[0]; fills the gradient vector.
 
-        Returns the batch's summed loss (before the l2 term) and the output block.
+        With ``weights`` (m,) each row's loss and error are scaled by its weight and the
+        gradient is normalised by their sum instead of m. Returns the batch's summed
+        (weighted) loss, before the l2 term, and the output block.
         """
         backend = self._backend
         A_out = self._forward(acts)
-        batch_loss = loss_sum(self.output, self.loss_name, A_out, T, deltas[-1])
-        output_error(self.output, self.loss_name, A_out, T, deltas[-1], backend)
+        batch_loss = loss_sum(self.output, self.loss_name, A_out, T, deltas[-1], weights)
+        output_error(self.output, self.loss_name, A_out, T, deltas[-1], backend, weights)
+        norm = m if weights is None else float(weights.sum())
         hidden = self.activation
         for l in range(self.n_layers, 0, -1):
             backend.weight_gradient(deltas[l], acts[l - 1], self._grad_weights[l - 1],
-                                    self._grad_biases[l - 1], 1.0 / m)
+                                    self._grad_biases[l - 1], 1.0 / norm)
             if l > 1:
                 # BP2 with the weights before this step's update.
                 backend.backward_delta(deltas[l], self.weights[l - 1], acts[l - 1], hidden,
@@ -380,8 +407,12 @@ class Network:
         """y += a * x in place, for the flat vectors (BLAS, no temporary)."""
         return scipy_blas.saxpy if self.dtype == np.float32 else scipy_blas.daxpy
 
-    def gradients(self, X, Y):
+    def gradients(self, X, Y, sample_weight=None):
         """Gradients of the cost J with respect to the weights and biases.
+
+        With ``sample_weight`` (n,), of the weighted cost (see :meth:`loss`): each
+        sample's gradient times its weight, summed, divided by the sum of the weights,
+        plus ``l2 * W``.
 
         Returns
         -------
@@ -391,11 +422,12 @@ class Network:
         X = self._check_X(X)
         T, _ = self._check_Y(Y, X.shape[0])
         n = X.shape[0]
+        w = check_sample_weight(sample_weight, n)
         ws = _Workspace(self.sizes, n, self.dtype)
         acts, deltas, Tb = ws.view(n)
         acts[0][...] = X
         Tb[...] = T
-        self._backprop(acts, deltas, Tb, n)
+        self._backprop(acts, deltas, Tb, n, w)
         dW = [g.copy() for g in self._grad_weights]
         db = [None if g is None else g.copy() for g in self._grad_biases]
         return dW, db
@@ -405,14 +437,15 @@ class Network:
     def fit(self, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
             momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, shuffle=True,
             validation_data=None, verbose=False, n_threads=None, resume=False, *,
-            check_input=True, checkpoint=None):
+            check_input=True, checkpoint=None, sample_weight=None):
         """Train by (mini-batch) gradient descent on the cost J.
 
         Parameters
         ----------
         X : ndarray of shape (n, sizes[0])
         Y : ndarray of shape (n, sizes[-1]), or integer labels of shape (n,) for a
-            classification output.
+            classification output (with several sigmoid outputs and cross-entropy:
+            one-vs-rest, one-hot targets, accuracy by the largest output).
         epochs : int
         batch_size : int or None
             1 for per-sample SGD, None for full-batch gradient descent. A last partial
@@ -454,6 +487,17 @@ class Network:
             the shuffling generator, ``epochs_trained``, the history and this fit's
             settings. Written atomically (temporary file, fsync, rename): a crash
             leaves the previous checkpoint intact. :meth:`load` reads it.
+        sample_weight : array-like of shape (n,), optional
+            Non-negative, finite weights, not all zero (float64 internally; the array
+            given is not modified). Each sample's loss and output error are scaled by
+            its weight and every mini-batch's gradient is divided by the batch's weight
+            sum instead of its size, as scikit-learn does (``sum_b w_i dC_i / sum_b w_i
+            + l2 * W``); a batch whose weights are all zero is skipped. The history's
+            ``loss`` is then the mean over the epoch's batches, weighted by their sizes,
+            of each batch's weighted mean loss (scikit-learn's ``loss_curve_``; the
+            weighted mean of all samples when the batch is the whole data), and
+            ``accuracy`` the weight of the correct samples over the total weight. A
+            resumed fit must be given the same weights.
 
         Returns
         -------
@@ -479,7 +523,8 @@ class Network:
                             momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2,
                             eps=eps, shuffle=shuffle, validation_data=validation_data,
                             verbose=verbose, n_threads=n_threads, resume=resume,
-                            check_input=check_input, checkpoint=checkpoint)
+                            check_input=check_input, checkpoint=checkpoint,
+                            sample_weight=sample_weight)
 
     def _epoch_order(self, n):
         """The order of one shuffled epoch's samples.
@@ -507,14 +552,21 @@ class Network:
         pieces = [self._labels_of(A) for _, _, A in self._blocks(X)]
         return np.concatenate(pieces)
 
-    def evaluate(self, X, Y):
-        """``{"loss": J, "accuracy": fraction correct}`` (accuracy only for classification)."""
+    def evaluate(self, X, Y, sample_weight=None):
+        """``{"loss": J, "accuracy": fraction correct}`` (accuracy only for classification).
+
+        With ``sample_weight`` (n,), the weighted loss of :meth:`loss` and the weighted
+        accuracy ``sum of the weights of the correct samples / sum of all weights`` (as
+        scikit-learn's ``accuracy_score(..., sample_weight=)``).
+        """
         X = self._check_X(X)
         T, labels = self._check_Y(Y, X.shape[0])
-        total, correct = self._data_loss_and_correct(X, T, labels)
-        result = {"loss": total / X.shape[0] + self._l2_term()}
+        w = check_sample_weight(sample_weight, X.shape[0])
+        total, correct = self._data_loss_and_correct(X, T, labels, w)
+        weight = X.shape[0] if w is None else w.sum()
+        result = {"loss": total / weight + self._l2_term()}
         if labels is not None:
-            result["accuracy"] = correct / X.shape[0]
+            result["accuracy"] = correct / weight
         return result
 
     # ----- persistence -------------------------------------------------------------
@@ -546,7 +598,7 @@ class Network:
                 f"bias={self.bias}, dtype={self.dtype.name!r}, backend={self.backend!r})")
 
 
-def gradient_check(net, X, Y, eps=1e-6, max_params=None, seed=0):
+def gradient_check(net, X, Y, eps=1e-6, max_params=None, seed=0, sample_weight=None):
     """Compare ``net.gradients`` with central finite differences of ``net.loss``.
 
     The check runs on a float64 copy of the network (same backend), so that finite
@@ -562,6 +614,8 @@ def gradient_check(net, X, Y, eps=1e-6, max_params=None, seed=0):
         Check at most this many parameters, chosen at random (all by default).
     seed : int
         Seeds the choice of parameters.
+    sample_weight : array-like of shape (n,), optional
+        Check the gradients of the weighted cost.
 
     Returns
     -------
@@ -574,7 +628,7 @@ def gradient_check(net, X, Y, eps=1e-6, max_params=None, seed=0):
                     loss=net.loss_name, l2=net.l2, bias=net.bias, dtype="float64",
                     seed=0, backend=net.backend)
     clone._params[...] = net._params
-    clone.gradients(X, Y)
+    clone.gradients(X, Y, sample_weight)
     analytic = clone._grads.copy()
     n = clone._params.size
     index = np.arange(n)
@@ -584,9 +638,9 @@ def gradient_check(net, X, Y, eps=1e-6, max_params=None, seed=0):
     for j, p in enumerate(index):
         saved = clone._params[p]
         clone._params[p] = saved + eps
-        plus = clone.loss(X, Y)
+        plus = clone.loss(X, Y, sample_weight)
         clone._params[p] = saved - eps
-        minus = clone.loss(X, Y)
+        minus = clone.loss(X, Y, sample_weight)
         clone._params[p] = saved
         numeric[j] = (plus - minus) / (2 * eps)
     # Group the checked entries by the array (layer weights or biases) they belong to.

@@ -34,7 +34,8 @@ class SGD:
 
     def __init__(self, params, learning_rate, momentum=0.0, nesterov=False):
         self.learning_rate = _check_real("learning_rate", learning_rate, 0, low_open=True)
-        self.momentum = _check_real("momentum", momentum, 0, 1)
+        # [0, 1] as scikit-learn: 1 is undamped momentum, legal if rarely wise.
+        self.momentum = _check_real("momentum", momentum, 0, 1, high_open=False)
         self.nesterov = bool(nesterov)
         self.velocity = np.zeros_like(params) if self.momentum > 0 else None
 
@@ -108,7 +109,7 @@ def make_optimizer(name, params, learning_rate, momentum=0.0, nesterov=False,
     Adam moments and step count) and takes the new learning rate: no new state is
     allocated. Its other hyper-parameters must be unchanged.
     """
-    _check_real("momentum", momentum, 0, 1)
+    _check_real("momentum", momentum, 0, 1, high_open=False)
     _check_real("beta1", beta1, 0, 1)
     _check_real("beta2", beta2, 0, 1)
     _check_real("eps", eps, 0, low_open=True)

@@ -36,8 +36,20 @@ Conventions, and where they differ from scikit-learn
 - **Early stopping** holds out ``validation_fraction`` of the data, stratified by class
   for classifiers (as scikit-learn documents; scikit-learn itself only stratifies binary
   problems), except for multi-label targets or when a class is too rare to stratify.
-- Not supported: sparse input (``X`` must be dense), ``sample_weight``, and the
-  regressor's ``loss="poisson"``.
+- **Sample weights** (``fit(X, y, sample_weight=None)``, ``partial_fit(X, y,
+  sample_weight=None, classes=None)``) follow scikit-learn: each sample's loss and
+  output error are scaled by its weight, and each mini-batch's gradient is
+  ``(sum_i w_i dC_i/dW + alpha W) / sum_i w_i`` over the batch, so with ``alpha=0`` the
+  parameters are scikit-learn's (to rounding, for sgd and adam; ``shuffle=False``). The
+  L2 penalty becomes ``l2 = alpha / (batch_size * mean weight)``, scikit-learn's
+  ``alpha / sum of the batch's weights`` for batches of mean weight (exact for one
+  batch, and for lbfgs); the reported loss is scikit-learn's (each batch's weighted mean
+  loss, averaged by batch size), its penalty as above. Weights must be finite, >= 0 and
+  not all zero (scikit-learn accepts negative ones); a batch whose weights are all zero
+  makes no step (scikit-learn's parameters become NaN). With early stopping the weights
+  are split with the data, and the validation score is weighted.
+- Not supported: sparse input (``X`` must be dense) and the regressor's
+  ``loss="poisson"``.
 - Extra parameter ``n_threads`` (threads of the training engine for sgd/adam; the
   default is :func:`fastbp.get_num_threads`), extra fitted attribute
   ``learning_rate_curve_`` (the learning rate each epoch was trained with).
@@ -76,8 +88,9 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
+from fastbp._validation import check_sample_weight
 from fastbp.network import Network, _Workspace
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -90,9 +103,13 @@ _OUTPUTS = {"softmax": ("softmax", "cross_entropy"), "logistic": ("sigmoid", "cr
             "identity": ("identity", "mse")}
 
 
-class InvalidParameterError(ValueError, TypeError):
-    """A hyper-parameter has a wrong type or value (a ValueError and a TypeError, like
-    scikit-learn's own InvalidParameterError)."""
+try:
+    # scikit-learn's own: code that catches it around scikit-learn's MLPs catches ours.
+    from sklearn.utils._param_validation import InvalidParameterError
+except ImportError:  # pragma: no cover - a scikit-learn that moved it
+    class InvalidParameterError(ValueError, TypeError):
+        """A hyper-parameter has a wrong type or value (a ValueError and a TypeError,
+        like scikit-learn's own InvalidParameterError)."""
 
 
 def _is_bool(value):
@@ -331,11 +348,16 @@ class _BaseMLP(BaseEstimator):
                                  f"{self.solver} is not stochastic.")
         return True
 
-    def _fit(self, X, y, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False):
         self._check_params()
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, Y, y_out = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            # scikit-learn's checks (shape, numbers); the Network checks the rest
+            # (finite, >= 0, not all zero). A new float64 array: the caller's is kept.
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                                 copy=True)
         layer_units = [X.shape[1], *hidden, Y.shape[1]]
         rs = check_random_state(self.random_state)
         if first_pass:
@@ -355,49 +377,60 @@ class _BaseMLP(BaseEstimator):
         X = np.ascontiguousarray(X, dtype=net.dtype)
         Y = np.ascontiguousarray(Y, dtype=net.dtype)
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, Y, y_out, rs, incremental)
+            self._fit_stochastic(X, Y, y_out, rs, incremental, sample_weight)
         else:
-            self._fit_lbfgs(X, Y)
+            self._fit_lbfgs(X, Y, sample_weight)
         if not np.isfinite(net._params).all():
             raise ValueError("Solver produced non-finite parameter weights. The input data "
                              "may contain large values and need to be preprocessed.")
         return self
 
-    def _sklearn_loss(self, data_loss, net, n_batches, n_samples):
+    def _sklearn_loss(self, data_loss, net, n_batches, total_weight):
         """A loss as scikit-learn reports it, from fastbp's mean data loss (see the module
-        docstring): squared error averaged over outputs too, per-batch L2 penalties."""
+        docstring): squared error averaged over outputs too, per-batch L2 penalties.
+        ``total_weight``: the number of samples, or the sum of their weights."""
         if not is_classifier(self):
             data_loss /= self.n_outputs_
         sq = sum(float(np.vdot(W, W)) for W in net.weights)
-        return data_loss + 0.5 * self.alpha * sq * n_batches / n_samples
+        return data_loss + 0.5 * self.alpha * sq * n_batches / total_weight
 
-    def _train_val_split(self, X, Y, y_out, rs):
+    def _train_val_split(self, X, Y, y_out, rs, sample_weight):
+        """(X_train, X_val, Y_train, Y_val, y_train, y_val, w_train, w_val); the weights
+        None without sample weights."""
         stratify = None
         if is_classifier(self) and self._label_binarizer.y_type_ != "multilabel-indicator":
             stratify = y_out
+        arrays = (X, Y, y_out) if sample_weight is None else (X, Y, y_out, sample_weight)
         try:
-            return train_test_split(X, Y, y_out, random_state=rs,
-                                    test_size=self.validation_fraction, stratify=stratify)
+            parts = train_test_split(*arrays, random_state=rs,
+                                     test_size=self.validation_fraction, stratify=stratify)
         except ValueError:
             if stratify is None:
                 raise
             # A class too rare to stratify: split as for multi-label targets.
-            return train_test_split(X, Y, y_out, random_state=rs,
-                                    test_size=self.validation_fraction)
+            parts = train_test_split(*arrays, random_state=rs,
+                                     test_size=self.validation_fraction)
+        return (*parts, None, None) if sample_weight is None else tuple(parts)
 
-    def _fit_stochastic(self, X, Y, y_out, rs, incremental):
+    def _fit_stochastic(self, X, Y, y_out, rs, incremental, sample_weight=None):
         net = self._network
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
         if early_stopping:
-            X_train, X_val, Y_train, _, _, y_val = self._train_val_split(X, Y, y_out, rs)
+            X_train, X_val, Y_train, _, _, y_val, w_train, w_val = self._train_val_split(
+                X, Y, y_out, rs, sample_weight)
             if X_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
+            if w_train is not None and not w_train.sum() > 0:
+                raise ValueError("The training part of the early-stopping split has only "
+                                 "zero sample weights.")
         else:
             X_train, Y_train, X_val, y_val = X, Y, None, None
+            w_train, w_val = sample_weight, None
         n_samples = X_train.shape[0]
+        total_weight = n_samples if w_train is None else float(w_train.sum())
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
         else:
@@ -406,7 +439,9 @@ class _BaseMLP(BaseEstimator):
                               "It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         n_batches = -(-n_samples // batch_size)
-        net.l2 = self.alpha / batch_size
+        # scikit-learn penalises each batch with alpha / (its weight sum): alpha over the
+        # mean batch weight (exact when every batch weighs the same, e.g. one batch).
+        net.l2 = self.alpha * n_samples / (batch_size * total_weight)
         # Reseeded from random_state at every fit, as scikit-learn's shuffling is.
         net._rng = np.random.default_rng(rs.randint(np.iinfo(np.int32).max))
         # A new optimiser at each fit; partial_fit carries on the last one (scikit-learn).
@@ -424,7 +459,8 @@ class _BaseMLP(BaseEstimator):
                         optimizer=self.solver, momentum=self.momentum,
                         nesterov=self.nesterovs_momentum, beta1=self.beta_1,
                         beta2=self.beta_2, eps=self.epsilon, shuffle=self.shuffle,
-                        n_threads=self.n_threads, resume=resume, check_input=False)
+                        n_threads=self.n_threads, resume=resume, check_input=False,
+                        sample_weight=w_train)
                 except FloatingPointError as exc:
                     raise ValueError(
                         f"Solver produced non-finite parameter weights ({exc}). The input "
@@ -432,14 +468,14 @@ class _BaseMLP(BaseEstimator):
                 resume = True
                 self.n_iter_ += 1
                 data_loss = history["loss"][-1] - net._l2_term()
-                self.loss_ = self._sklearn_loss(data_loss, net, n_batches, n_samples)
+                self.loss_ = self._sklearn_loss(data_loss, net, n_batches, total_weight)
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
                 self.learning_rate_curve_.append(lr)
                 if self.verbose:
                     print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
 
-                self._update_no_improvement_count(early_stopping, X_val, y_val)
+                self._update_no_improvement_count(early_stopping, X_val, y_val, w_val)
 
                 # scikit-learn's SGDOptimizer.iteration_ends: invscaling, per epoch.
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
@@ -485,9 +521,9 @@ class _BaseMLP(BaseEstimator):
             print(f"{msg} Setting learning rate to {self._learning_rate:f}")
         return False
 
-    def _update_no_improvement_count(self, early_stopping, X_val, y_val):
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val, w_val=None):
         if early_stopping:
-            score = self._score_network(X_val, y_val)
+            score = self._score_network(X_val, y_val, w_val)
             self.validation_scores_.append(score)
             if self.verbose:
                 print(f"Validation score: {score:f}")
@@ -505,19 +541,24 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
             self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
 
-    def _score_network(self, X, y):
+    def _score_network(self, X, y, sample_weight=None):
         """accuracy / R^2 of the network as it is now (validation, no input checks)."""
         y_pred = self._output_to_prediction(self._network.forward(X))
         if y_pred.dtype.kind == "f" and not np.isfinite(y_pred).all():
             return np.nan
-        return (accuracy_score if is_classifier(self) else r2_score)(y, y_pred)
+        return (accuracy_score if is_classifier(self) else r2_score)(
+            y, y_pred, sample_weight=sample_weight)
 
-    def _fit_lbfgs(self, X, Y):
+    def _fit_lbfgs(self, X, Y, sample_weight=None):
         """L-BFGS-B on the flat parameter vector, with the network's cost and gradients
         (scikit-learn's _fit_lbfgs: maxfun=max_fun, maxiter=max_iter, gtol=tol)."""
         net = self._network
         n = X.shape[0]
-        net.l2 = self.alpha / n
+        if sample_weight is not None:
+            # The Network's checks (finite, >= 0, not all zero), as fit's.
+            sample_weight = check_sample_weight(sample_weight, n)
+        total_weight = n if sample_weight is None else float(sample_weight.sum())
+        net.l2 = self.alpha / total_weight
         workspace = _Workspace(net.sizes, n, net.dtype)
         acts, deltas, T = workspace.view(n)
         acts[0][...] = X
@@ -527,8 +568,8 @@ class _BaseMLP(BaseEstimator):
         def loss_and_grad(x):
             params[...] = x
             with np.errstate(over="ignore", invalid="ignore"):
-                total, _ = net._backprop(acts, deltas, T, n)
-            return total / n + net._l2_term(), grads.astype(np.float64)
+                total, _ = net._backprop(acts, deltas, T, n, sample_weight)
+            return total / total_weight + net._l2_term(), grads.astype(np.float64)
 
         iteration = [0]
 
@@ -549,8 +590,8 @@ class _BaseMLP(BaseEstimator):
                             f"(max_iter={self.max_iter}).")
             warnings.warn(message, ConvergenceWarning, stacklevel=3)
         params[...] = result.x
-        total, _ = net._backprop(acts, deltas, T, n)
-        self.loss_ = self._sklearn_loss(total / n, net, 1, n)
+        total, _ = net._backprop(acts, deltas, T, n, sample_weight)
+        self.loss_ = self._sklearn_loss(total / total_weight, net, 1, total_weight)
 
     # ----- predictions -------------------------------------------------------------
 
@@ -700,7 +741,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Y = np.ascontiguousarray(Y, dtype=X.dtype)
         return X, Y, y
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -709,24 +750,34 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Training data (dense). float32 data train a float32 network.
         y : array-like of shape (n_samples,) or (n_samples, n_classes)
             Class labels, or a label indicator matrix (multi-label).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights (finite, >= 0, not all zero). Each sample's loss and output
+            error are scaled by its weight and every mini-batch's gradient is divided
+            by the batch's weight sum, as scikit-learn does (see the module docstring).
 
         Returns
         -------
         self : MLPClassifier
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over the given data, continuing the optimiser state.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_classes)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights (finite, >= 0, not all zero). Each sample's loss and output
+            error are scaled by its weight and every mini-batch's gradient is divided
+            by the batch's weight sum, as scikit-learn does (see the module docstring).
         classes : array of shape (n_classes,), default=None
-            All the classes over all calls; required on the first call (not for
-            multi-label targets), ignored after.
+            All the classes over all calls (e.g. ``np.unique(y_all)``). Required on the
+            first call, for multi-label targets too (whose classes, the columns of the
+            indicator matrix, are then taken from ``y``). Later calls may omit it; if
+            given, it must equal ``classes_`` or a ValueError is raised.
 
         Returns
         -------
@@ -747,7 +798,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 else:
                     self._label_binarizer.fit(classes)
                 self.classes_ = self._label_binarizer.classes_
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def _output_to_prediction(self, A):
         if self.n_outputs_ == 1:
@@ -838,7 +889,7 @@ n_iter_, n_layers_, n_outputs_
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         return X, np.ascontiguousarray(Y, dtype=X.dtype), y
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -846,22 +897,35 @@ n_iter_, n_layers_, n_outputs_
         X : array-like of shape (n_samples, n_features)
             Training data (dense). float32 data train a float32 network.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights (finite, >= 0, not all zero). Each sample's loss and output
+            error are scaled by its weight and every mini-batch's gradient is divided
+            by the batch's weight sum, as scikit-learn does (see the module docstring).
 
         Returns
         -------
         self : MLPRegressor
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over the given data, continuing the optimiser state.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights (finite, >= 0, not all zero). Each sample's loss and output
+            error are scaled by its weight and every mini-batch's gradient is divided
+            by the batch's weight sum, as scikit-learn does (see the module docstring).
 
         Returns
         -------
         self : MLPRegressor
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def _output_to_prediction(self, A):
         return A.ravel() if A.shape[1] == 1 else A

@@ -17,7 +17,7 @@ import numpy as np
 
 from fastbp import checkpoints
 from fastbp._threads import check_thread_count, get_num_threads
-from fastbp._validation import all_finite, check_positive_int
+from fastbp._validation import all_finite, check_positive_int, check_sample_weight
 from fastbp.engine import CompiledTrainer, batches_per_chunk
 from fastbp.optimizers import OPTIMIZERS, make_optimizer
 
@@ -25,7 +25,7 @@ from fastbp.optimizers import OPTIMIZERS, make_optimizer
 def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
         momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, shuffle=True,
         validation_data=None, verbose=False, n_threads=None, resume=False, check_input=True,
-        checkpoint=None):
+        checkpoint=None, sample_weight=None):
     """The body of :meth:`fastbp.Network.fit` (documented there)."""
     if not isinstance(check_input, (bool, np.bool_)):
         raise TypeError(f"check_input must be True or False, got {check_input!r}")
@@ -33,6 +33,9 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
     T, labels = net._check_Y(Y, X.shape[0], check_finite=check_input)
     epochs = check_positive_int("epochs", epochs)
     n = X.shape[0]
+    weights = check_sample_weight(sample_weight, n)
+    # What the epoch's summed loss and correct count are divided by.
+    total_weight = n if weights is None else float(weights.sum())
     batch_size = check_positive_int("batch_size", batch_size, allow_none=True)
     batch = n if batch_size is None else min(batch_size, n)
     if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
@@ -52,7 +55,8 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
                     *(["val_loss"] if validation_data is not None else []),
                     *(["val_accuracy"] if labels_val is not None else []), "seconds"]
     settings = checkpoints.fit_settings(optimizer, learning_rate, momentum, nesterov, beta1,
-                                        beta2, eps, batch_size, shuffle, n, history_keys)
+                                        beta2, eps, batch_size, shuffle, n, history_keys,
+                                        weighted=weights is not None)
     # A network loaded from a checkpoint: resume=True continues that fit, with its settings.
     run = net._checkpoint_run if resume else None
     if run is not None:
@@ -64,9 +68,9 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
     if net._backend.name == "cython":
         n_threads = get_num_threads() if n_threads is None else check_thread_count(
             n_threads)
-        trainer = CompiledTrainer(net, X, T, labels, batch, opt, n_threads)
+        trainer = CompiledTrainer(net, X, T, labels, batch, opt, n_threads, weights)
     else:
-        trainer = _PythonTrainer(net, X, T, labels, batch, opt)
+        trainer = _PythonTrainer(net, X, T, labels, batch, opt, weights)
     # Every argument is checked: from here on this fit's optimiser is the network's.
     net._optimizer = opt
     net._checkpoint_run = None
@@ -146,7 +150,7 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
                     bar.close()
             history["loss"].append(total_loss / n + net._l2_term())
             if labels is not None:
-                history["accuracy"].append(correct / n)
+                history["accuracy"].append(correct / total_weight)
             if validation_data is not None:
                 val_total, val_correct = net._data_loss_and_correct(X_val, T_val,
                                                                      labels_val)
@@ -168,8 +172,9 @@ class _PythonTrainer:
     The same algorithm as the compiled engine, one kernel call per layer and batch.
     """
 
-    def __init__(self, net, X, T, labels, batch_size, optimizer):
+    def __init__(self, net, X, T, labels, batch_size, optimizer, sample_weight=None):
         self.net, self.X, self.T, self.labels = net, X, T, labels
+        self.weights = sample_weight
         self.batch_size = batch_size
         self.optimizer = optimizer
         self.workspace = net._workspace(batch_size)
@@ -181,27 +186,34 @@ class _PythonTrainer:
         pass
 
     def run(self, order, first, last):
-        """Train batches [first, last); returns (summed loss, n_correct, diverged_at)."""
+        """Train batches [first, last); returns (summed loss, n_correct, diverged_at),
+        weighted with sample weights as in the compiled engine (fastbp/engine.py)."""
         net, X, T, labels, batch = self.net, self.X, self.T, self.labels, self.batch_size
         total_loss, correct = 0.0, 0
+        w, norm = None, None
         for bi in range(first, last):
             start = bi * batch
             m = min(batch, X.shape[0] - start)
+            idx = order[start:start + m] if order is not None else slice(start, start + m)
+            if self.weights is not None:
+                w = self.weights[idx]
+                norm = w.sum()
+                if norm == 0:  # no sample counts: no update (as the engine)
+                    continue
             acts, deltas, Tb = self.workspace.view(m)
             if order is not None:
-                idx = order[start:start + m]
                 np.take(X, idx, axis=0, out=acts[0])
                 np.take(T, idx, axis=0, out=Tb)
             else:
-                idx = slice(start, start + m)
                 acts[0][...] = X[idx]
                 Tb[...] = T[idx]
-            batch_loss, A_out = net._backprop(acts, deltas, Tb, m)
+            batch_loss, A_out = net._backprop(acts, deltas, Tb, m, w)
             if not np.isfinite(batch_loss):
                 return total_loss, correct, bi
-            total_loss += batch_loss
+            # With weights: m times the batch's weighted mean loss (as the engine).
+            total_loss += batch_loss if w is None else batch_loss * m / norm
             if labels is not None:
-                correct += net._n_correct(A_out, labels[idx])
+                correct += net._n_correct(A_out, labels[idx], w)
             self.optimizer.step(net._params, net._grads)
         return total_loss, correct, None
 

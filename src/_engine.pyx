@@ -16,12 +16,14 @@ so a run is bit-reproducible for a given thread count.
 For plain SGD the update is folded into the weight-gradient product (the micro-kernel's
 store, or gemm's alpha and beta):
 ``W := (1 - lr * l2) * W - (lr / m) * delta.T @ A_prev``,
-after the layer's delta for the layer below has been computed with the old W.
+after the layer's delta for the layer below has been computed with the old W; ``m`` is
+the batch's size, or with sample weights its weight sum (the output error of each row
+carries its weight, so no per-batch array is needed).
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport isfinite, log, sqrt, sqrtf
+from libc.math cimport INFINITY, isfinite, log, sqrt, sqrtf
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -114,50 +116,89 @@ cdef void _bias_gradient(const floating* delta, floating* out, Py_ssize_t m,
             out[j] = out[j] + alpha * row[j]
 
 
+cdef inline double _clip(double a, double low, double high) noexcept nogil:
+    """a clipped to [low, high]; NaN stays NaN, so that a diverged output shows in the loss."""
+    if a < low:
+        return low
+    if a > high:
+        return high
+    return a
+
+
 cdef double _output_error(const floating* A, const floating* Y, floating* delta,
                           Py_ssize_t m, Py_ssize_t k, int output, int loss,
                           bint matching, int task, const int64_t* labels,
-                          const int64_t* order, Py_ssize_t start,
-                          int64_t* n_correct) noexcept nogil:
-    """delta := dC/dz (BP1) for each row; returns the summed loss, counts correct predictions."""
-    cdef Py_ssize_t r, j, o, best
-    cdef double total = 0, a, y, d
+                          const double* weights, const int64_t* order, Py_ssize_t start,
+                          double* n_correct) noexcept nogil:
+    """delta := w * dC/dz (BP1) for each row of weight w (1 without weights); returns the
+    summed w * C and adds the weights of the correct predictions to n_correct.
+
+    softmax + cross-entropy: dC/dz = A * sum(Y) - Y, which is A - Y for rows summing to 1.
+    """
+    cdef Py_ssize_t r, j, o, best, sample
+    cdef double total = 0, row_loss, a, y, d, y_sum, w = 1
     cdef floating eps = 1.1920929e-07 if floating is float else 2.220446049250313e-16
     cdef int64_t label
     cdef bint row_ok
     for r in range(m):
         o = r * k
+        sample = order[start + r] if order != NULL else start + r
+        if weights != NULL:
+            w = weights[sample]
+        row_loss = 0
+        y_sum = 0
         for j in range(o, o + k):
             a = A[j]
             y = Y[j]
             if loss == MSE:
                 d = a - y
-                total += 0.5 * d * d
+                row_loss += 0.5 * d * d
             elif output == SOFTMAX:
+                y_sum += y
                 if y != 0:
-                    total -= y * log(a if a > eps else eps)
+                    row_loss -= y * log(_clip(a, eps, INFINITY))
             else:
-                total -= y * log(min(max(a, eps), 1 - eps))
-                total -= (1 - y) * log(min(max(1 - a, eps), 1 - eps))
+                row_loss -= y * log(_clip(a, eps, 1 - eps))
+                row_loss -= (1 - y) * log(_clip(1 - a, eps, 1 - eps))
             delta[j] = A[j] - Y[j]
+        if loss == CROSS_ENTROPY and output == SOFTMAX and y_sum != 1:
+            for j in range(o, o + k):
+                delta[j] = A[j] * <floating> y_sum - Y[j]
         if not matching:
             derivative_product_block(delta, delta, A, k, r, r + 1, 0, k, output)
+        if weights != NULL:
+            for j in range(o, o + k):
+                delta[j] = delta[j] * <floating> w
+        total += w * row_loss
         if task == TASK_MULTICLASS:
             best = 0
             for j in range(1, k):
                 if A[o + j] > A[o + best]:
                     best = j
-            label = labels[order[start + r] if order != NULL else start + r]
-            n_correct[0] += best == label
+            label = labels[sample]
+            if best == label:
+                n_correct[0] += w
         elif task == TASK_BINARY:
-            label = labels[order[start + r] if order != NULL else start + r]
-            n_correct[0] += (A[o] > 0.5) == (label == 1)
+            label = labels[sample]
+            if (A[o] > 0.5) == (label == 1):
+                n_correct[0] += w
         elif task == TASK_MULTILABEL:
             row_ok = True
             for j in range(o, o + k):
                 if (A[j] > 0.5) != (Y[j] > 0.5):
                     row_ok = False
-            n_correct[0] += row_ok
+            if row_ok:
+                n_correct[0] += w
+    return total
+
+
+cdef double _batch_weight(const double* weights, const int64_t* order, Py_ssize_t start,
+                          Py_ssize_t m) noexcept nogil:
+    """The sum of the batch's sample weights."""
+    cdef double total = 0
+    cdef Py_ssize_t r
+    for r in range(m):
+        total += weights[order[start + r] if order != NULL else start + r]
     return total
 
 
@@ -245,6 +286,7 @@ cdef inline void _momentum(floating* params, const floating* grads, floating* ve
 def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
                 const floating[:, ::1] T,         # IN (n, k) targets
                 const int64_t[::1] labels,        # IN (n,) class labels, or empty
+                const double[::1] weights,        # IN (n,) sample weights, or empty: all 1
                 const int64_t[::1] order,         # IN (n,) sample order, or empty: in order
                 floating[::1] params,             # IN/OUT flat weights then biases
                 floating[::1] grads,              # OUT scratch, same layout
@@ -261,15 +303,21 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
     Returns (summed loss, n_correct, adam_t, diverged_at): diverged_at is the index of
     the first batch whose loss is not finite (its update is not applied and the chunk
     stops there), or -1.
+
+    With weights, each row's loss, error and correct prediction count with its weight,
+    and a batch's gradient is normalised by the batch's weight sum instead of its size
+    (scikit-learn's rule). The loss returned is then the sum over batches of m times the
+    batch's weighted mean loss, n_correct the weight of the correct predictions. A batch
+    whose weights sum to 0 is skipped (no update).
     """
     cdef Layout lay
     cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], k = T.shape[1]
     cdef Py_ssize_t bi, start, m, r, l, i, o
-    cdef double total_loss = 0, batch_loss
-    cdef int64_t n_correct = 0
+    cdef double total_loss = 0, batch_loss, n_correct = 0, norm
     cdef Py_ssize_t diverged_at = -1
     cdef const int64_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
     cdef const int64_t* labels_ptr = &labels[0] if labels.shape[0] > 0 else NULL
+    cdef const double* weights_ptr = &weights[0] if weights.shape[0] > 0 else NULL
     cdef floating* P = &params[0]
     cdef floating* G = &grads[0]
     cdef floating* S1 = &state1[0] if state1.shape[0] > 0 else NULL
@@ -290,6 +338,12 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
             for bi in range(first, last):
                 start = bi * batch_size
                 m = min(batch_size, n - start)
+                # The gradient's normaliser: the batch's size, or its weight sum.
+                norm = m
+                if weights_ptr != NULL:
+                    norm = _batch_weight(weights_ptr, order_ptr, start, m)
+                    if norm == 0:
+                        continue
                 # Gather the batch: shuffled rows are copied into the workspace, rows in
                 # order are used where they are.
                 if order_ptr != NULL:
@@ -318,12 +372,14 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
                 # Loss and output error (BP1); a non-finite loss stops before any update.
                 batch_loss = _output_error(Wk + lay.a_off[lay.n_layers], Tb,
                                            Wk + lay.d_off[lay.n_layers], m, k, output, loss,
-                                           matching, task, labels_ptr, order_ptr, start,
-                                           &n_correct)
+                                           matching, task, labels_ptr, weights_ptr, order_ptr,
+                                           start, &n_correct)
                 if not isfinite(batch_loss):
                     diverged_at = bi
                     break
-                total_loss += batch_loss
+                # With weights, the batch's weighted mean loss counts m times (the
+                # epoch's loss is then scikit-learn's: the batches' means averaged by size).
+                total_loss += batch_loss if weights_ptr == NULL else batch_loss * m / norm
 
                 # Backward pass, top layer first: BP2 with the old W, then W's update.
                 for l in range(lay.n_layers - 1, -1, -1):
@@ -335,14 +391,14 @@ def train_chunk(const floating[:, ::1] X,         # IN (n, n_in) training inputs
                         backward_delta_layer(D, P + lay.w_off[l], A_prev, Wk + lay.d_off[l],
                                              m, i, o, hidden, n_threads)
                     if plain_sgd:
-                        alpha = <floating> (-lr / m)
+                        alpha = <floating> (-lr / norm)
                         beta = <floating> (1 - lr * l2)
                         weight_gradient_layer(D, A_prev, P + lay.w_off[l], m, i, o, alpha,
                                               beta, n_threads)
                         if lay.b_off[l] >= 0:
                             _bias_gradient(D, P + lay.b_off[l], m, o, alpha, 1)
                     else:
-                        alpha = <floating> (1.0 / m)
+                        alpha = <floating> (1.0 / norm)
                         weight_gradient_layer(D, A_prev, G + lay.w_off[l], m, i, o, alpha,
                                               0, n_threads)
                         if lay.b_off[l] >= 0:

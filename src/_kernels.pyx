@@ -5,14 +5,18 @@ checked by the Python-facing wrappers in fastbp/kernels.py, which then call thes
 C-contiguous arrays of one dtype (the fused type `floating`: float32 or float64).
 Matrix products go to fastbp's micro-kernels (src/ukernels/) or BLAS gemm, per shape,
 split into blocks over fastbp's OpenMP threads (src/_layers.pxd) with BLAS held to one
-thread; bias, activation and derivative passes are fused into each block. A purely elementwise pass is split by rows when it is large
-enough to pay for a fork/join.
+thread; bias, activation and derivative passes are fused into each block. A purely
+elementwise pass is split by rows when it is large enough to pay for a fork/join.
 """
 
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
+from cpython.pythread cimport (
+    PyThread_acquire_lock, PyThread_allocate_lock, PyThread_release_lock, PyThread_type_lock,
+    WAIT_LOCK,
+)
 
 from _activations cimport (
     IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX, derivative_product_block,
@@ -100,11 +104,14 @@ cdef int _column_sums(floating* out, const floating* X, Py_ssize_t n_rows, Py_ss
 
 # --- BLAS held to one thread while a kernel runs -------------------------------------
 # The kernels split products over fastbp's OpenMP threads; a multithreaded BLAS inside
-# them (or spinning next to them) would oversubscribe the cores. The count is changed
-# once for all concurrent kernel calls: the GIL, held while these run, serialises the
-# bookkeeping; the last caller out restores the user's setting.
+# them (or spinning next to them) would oversubscribe the cores. One process-wide count
+# of holders, under a lock, covers every kernel call and every fit
+# (fastbp/_blas_threads.py calls blas_hold/blas_release around a fit): the first holder
+# saves the count and sets 1, the last one restores it, whatever the order in which
+# concurrent holders finish.
 cdef blas_set_threads_fn _blas_set_threads = NULL
-cdef int _blas_users = 0
+cdef PyThread_type_lock _blas_lock = PyThread_allocate_lock()
+cdef int _blas_holders = 0
 cdef int _blas_saved = 0
 
 
@@ -114,20 +121,44 @@ def set_blas_threads_function(size_t address):
     _blas_set_threads = <blas_set_threads_fn> address
 
 
-cdef inline void _blas_enter():
-    global _blas_users, _blas_saved
-    if _blas_set_threads != NULL:
-        if _blas_users == 0:
-            _blas_saved = _blas_set_threads(1)
-        _blas_users += 1
+cdef void _blas_enter() noexcept:
+    # Only C inside the lock: a holder never waits for the GIL, so taking the lock with
+    # the GIL held cannot deadlock.
+    global _blas_holders, _blas_saved
+    if _blas_set_threads == NULL:
+        return
+    PyThread_acquire_lock(_blas_lock, WAIT_LOCK)
+    if _blas_holders == 0:
+        _blas_saved = _blas_set_threads(1)
+    _blas_holders += 1
+    PyThread_release_lock(_blas_lock)
 
 
-cdef inline void _blas_leave():
-    global _blas_users
-    if _blas_set_threads != NULL:
-        _blas_users -= 1
-        if _blas_users == 0 and _blas_saved > 1:
-            _blas_set_threads(_blas_saved)
+cdef void _blas_leave() noexcept:
+    global _blas_holders
+    if _blas_set_threads == NULL:
+        return
+    PyThread_acquire_lock(_blas_lock, WAIT_LOCK)
+    _blas_holders -= 1
+    if _blas_holders == 0 and _blas_saved > 1:
+        _blas_set_threads(_blas_saved)
+    PyThread_release_lock(_blas_lock)
+
+
+def blas_hold():
+    """Hold the kernels' BLAS at one thread until the matching :func:`blas_release`
+    (counted with the kernel calls in flight: the last release restores the count)."""
+    _blas_enter()
+
+
+def blas_release():
+    """Undo one :func:`blas_hold`."""
+    _blas_leave()
+
+
+def blas_holders():
+    """The number of holders now (kernel calls in flight and fits); for tests."""
+    return _blas_holders
 
 
 # --- The cores, on raw pointers (the GIL is held on entry, released for the work) ----

@@ -529,7 +529,75 @@ def test_resume_with_other_settings_is_refused(tmp_path, change, message):
     assert net.epochs_trained == 2
 
 
+# ----- sample weights ------------------------------------------------------------------------
+
+
+def weights(dtype):
+    w = np.random.default_rng(3).uniform(0, 2, N_SAMPLES)
+    w[::7] = 0
+    return w
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("opt", ["momentum", "adam"])
+def test_weighted_fit_resumes_mid_epoch_bit_identically(tmp_path, small_chunks, opt, backend,
+                                                        monkeypatch):
+    """With sample weights the partial sums of a Ctrl-C checkpoint are weighted sums; the
+    resumed fit ends bit-identical to the uninterrupted one."""
+    dtype = "float64"
+    w = weights(dtype)
+    reference = new_network(dtype, backend=backend)
+    fit(reference, dtype, opt, 3, sample_weight=w)
+    trainer = (fastbp.training.CompiledTrainer if backend == "cython"
+               else fastbp.training._PythonTrainer)
+    run = trainer.run
+    calls = []
+
+    def interrupted_run(self, order, first, last):
+        calls.append((first, last))
+        if len(calls) == 7:  # epoch 2, its second chunk
+            os.kill(os.getpid(), signal.SIGINT)
+        return run(self, order, first, last)
+
+    monkeypatch.setattr(trainer, "run", interrupted_run)
+    path = tmp_path / "run.ckpt"
+    net = new_network(dtype, backend=backend)
+    with pytest.raises(KeyboardInterrupt):
+        fit(net, dtype, opt, 3, checkpoint=path, sample_weight=w)
+    monkeypatch.setattr(trainer, "run", run)
+    loaded = Network.load(path)
+    stopped = loaded._checkpoint_run["interrupted"]
+    assert stopped["batch"] == 8 and isinstance(stopped["correct"], float)
+    with pytest.raises(ValueError, match="sample_weight is not given, the checkpoint's fit "
+                                         "had sample weights"):
+        fit(loaded, dtype, opt, 2, resume=True)
+    fit(loaded, dtype, opt, 2, resume=True, sample_weight=w)
+    assert_same_training(loaded, reference)
+    # The weights are used: an unweighted run ends elsewhere.
+    plain = new_network(dtype, backend=backend)
+    fit(plain, dtype, opt, 3)
+    assert not np.array_equal(plain._params, reference._params)
+
+
+def test_unweighted_checkpoint_refuses_a_weighted_resume(tmp_path):
+    new_network("float64").fit(*data("float64")[:2], epochs=1, checkpoint=tmp_path / "c")
+    net = Network.load(tmp_path / "c")
+    assert net._checkpoint_run["settings"]["weighted"] is False
+    with pytest.raises(ValueError, match="sample_weight is given, the checkpoint's fit had "
+                                         "no sample weights"):
+        net.fit(*data("float64")[:2], epochs=1, resume=True, sample_weight=weights("float64"))
+
+
 # ----- damaged and hand-edited checkpoints ----------------------------------------------------
+
+
+def test_checkpoints_written_before_sample_weights_still_load(tmp_path, checkpoint_arrays):
+    """fit.weighted is absent in older checkpoints: their fits were unweighted."""
+    path = write_archive(tmp_path, _del_state("fit.weighted")(checkpoint_arrays()))
+    net = Network.load(path)
+    assert net._checkpoint_run["settings"]["weighted"] is False
+    X, y, _, _ = data("float64")
+    net.fit(X, y, epochs=1, batch_size=BATCH, n_threads=1, resume=True, **OPTIMIZERS["adam"])
 
 
 @pytest.fixture
@@ -636,6 +704,8 @@ MALFORMED = {
     "interrupted loss NaN": _set_state("interrupted.loss_sum", float("nan")),
     "interrupted correct > n": _set_state("interrupted.correct", N_SAMPLES + 1),
     "interrupted not an object": _set_state("interrupted", [1]),
+    "weighted as 1": _set_state("fit.weighted", 1),
+    "interrupted correct a fraction, unweighted": _set_state("interrupted.correct", 2.5),
     "epoch_start_params missing": drop("epoch_start_params"),
     "epoch_start_params without an interrupted epoch": _set_state("interrupted", None),
     "optimizer_m missing": drop("optimizer_m"),

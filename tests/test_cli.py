@@ -7,6 +7,7 @@ import os
 import re
 import struct
 import subprocess
+from pathlib import Path
 import sys
 
 import numpy as np
@@ -132,6 +133,24 @@ def test_bad_arguments_exit_2(argv, capsys):
         main(argv)
     assert info.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_train_with_a_sigmoid_output_is_one_vs_rest(capsys):
+    """--output sigmoid with the default cross-entropy trains one sigmoid per class on the
+    integer labels (issue 13, defect 6)."""
+    assert main(["train", "--epochs", "3", "--quiet", "--output", "sigmoid"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    match = FINAL.match(final_line(captured.out))
+    assert match, final_line(captured.out)
+    assert float(match.group(1)) > 0.5
+
+
+def test_readme_states_what_the_default_train_prints():
+    """The README quotes the accuracy `fastbp train` prints with its defaults (defect 8)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "about 0.97" not in readme
+    assert "test accuracy (0.9644)" in readme
 
 
 @pytest.mark.parametrize("argv", [

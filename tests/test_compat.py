@@ -470,6 +470,104 @@ def test_tutorial_data():
         tutorial_data(X, y, one_hot=True, n_classes=2)
 
 
+def _stack(columns, size=4):
+    return network._stack_columns(columns, size, "x")
+
+
+def test_training_on_tutorial_data_reads_its_array_without_a_copy():
+    X = np.arange(12, dtype=np.float64).reshape(3, 4)
+    data = tutorial_data(X, np.array([0, 1, 1]), one_hot=True, n_classes=2)
+    xs, ys = [x for x, _ in data], [y for _, y in data]
+    rows = _stack(xs)
+    np.testing.assert_array_equal(rows, X)
+    assert rows.flags.c_contiguous and rows.dtype == np.float64
+    # Consecutive rows in order: the array tutorial_data made, not a copy of it.
+    assert np.shares_memory(rows, xs[0]) and np.shares_memory(rows, xs[2])
+    assert np.shares_memory(network._stack_columns(ys, 2, "y"), ys[1])
+    # A slice of the list is a slice of the array; a column changed in place shows.
+    xs[1][2, 0] = -7
+    part = _stack(xs[1:])
+    assert part.shape == (2, 4) and part[0, 2] == -7 and np.shares_memory(part, xs[1])
+    # Another order: the rows gathered in that order (a copy).
+    shuffled = _stack([xs[2], xs[0], xs[1]])
+    np.testing.assert_array_equal(shuffled, _stack(xs)[[2, 0, 1]])
+    assert not np.shares_memory(shuffled, xs[0])
+
+
+def test_stacking_other_columns_gives_the_same_rows():
+    X = np.arange(12, dtype=np.float64).reshape(3, 4)
+    registered = [x for x, _ in tutorial_data(X, np.array([0, 1, 1]))]
+    expected = _stack(registered).copy()
+    copies = [x.copy() for x in registered]  # (4, 1) arrays of no registered array
+    mixed = registered[:2] + copies[2:]
+    as_float32 = [x.astype(np.float32) for x in copies]
+    as_lists = [x[:, 0].tolist() for x in copies]
+    flat = [x[:, 0] for x in copies]
+    as_rows = [x.reshape(1, 4) for x in copies]
+    strided = [np.asfortranarray(np.hstack(copies))[:, i:i + 1] for i in range(3)]
+    for columns in (copies, mixed, as_float32, as_lists, flat, as_rows, strided):
+        rows = _stack(columns)
+        np.testing.assert_array_equal(rows, expected)
+        assert rows.dtype == np.float64 and rows.flags.c_contiguous
+        assert not np.shares_memory(rows, copies[0])
+        assert not np.shares_memory(rows, registered[0])
+    with pytest.raises(ValueError, match=r"\(4, 1\) columns; item 1"):
+        _stack([copies[0], np.zeros((2, 2)), copies[2]])
+    with pytest.raises(TypeError, match="numbers; item 0"):
+        _stack([x.astype(complex) for x in copies])
+    with pytest.raises(TypeError, match="numbers; item 2"):
+        _stack(copies[:2] + [np.array(list("abcd")).reshape(4, 1)])
+
+
+def test_changed_or_new_columns_are_not_taken_for_registered_ones():
+    X = np.arange(12, dtype=np.float64).reshape(3, 4)
+    xs = [x for x, _ in tutorial_data(X, np.array([0, 1, 1]))]
+    # A column reshaped in place (still the same data) is read as what it now is.
+    xs[0].shape = (2, 2)
+    with pytest.raises(ValueError, match=r"\(4, 1\) columns; item 0"):
+        _stack(xs)
+    xs[0].shape = (4, 1)
+    assert np.shares_memory(_stack(xs), xs[0])
+    # A column of the array that tutorial_data did not make (a new view of a row) is
+    # not taken for the registered one, though it views the same row.
+    again = [xs[0], xs[1][:, :], xs[2]]
+    assert again[1].base is xs[1].base
+    rows = _stack(again)
+    assert not np.shares_memory(rows, xs[0])
+    np.testing.assert_array_equal(rows, _stack(xs))
+    # The registry keeps nothing alive: the entry goes with the array, when its last
+    # column goes.
+    key = id(xs[0].base)
+    assert key in network._REGISTERED
+    del xs, again
+    assert key not in network._REGISTERED
+
+
+def test_sgd_rejects_nan_and_inf(data):
+    training_data, test_data = data
+    net = Network([12, 7, 4])
+    bad = [(x.copy(), y) for x, y in training_data]
+    bad[3][0][2, 0] = np.nan
+    with pytest.raises(ValueError, match=r"training_data\[i\]\[0\] contains NaN or inf"):
+        net.SGD(bad, 1, 10, 3.0)
+    bad_test = [(x.copy(), y) for x, y in test_data]
+    bad_test[0][0][0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"test_data\[i\]\[0\] contains NaN or inf"):
+        net.SGD(training_data, 1, 10, 3.0, test_data=bad_test)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        net.evaluate(bad_test)
+
+
+def test_evaluate_takes_the_highest_output_as_the_tutorial(data):
+    """One output neuron: its argmax is always 0, as in the tutorial (not a threshold)."""
+    _, test_data = data
+    net, ref = twins([12, 5, 1], seed=4)
+    zeros = [(x, 0) for x, _ in test_data]
+    outputs = [net.feedforward(x)[0, 0] for x, _ in zeros]
+    assert min(outputs) < 0.5 < max(outputs)  # a 0.5 threshold would count fewer
+    assert net.evaluate(zeros) == ref.evaluate(zeros) == len(zeros)
+
+
 def test_learns_the_digits(capsys):
     """The tutorial's recipe (mini-batch 10, eta 3.0) on the bundled 8x8 digits."""
     (X, y), (X_test, y_test) = fastbp.datasets.load_digits()

@@ -133,7 +133,10 @@ def test_output_error(output, loss, dtype, backend):
     result = output_error(output, loss, A, Y, out, get_backend(backend))
     assert result is out
     A64, G = A.astype(np.float64), A.astype(np.float64) - Y.astype(np.float64)
-    if (output, loss) in MATCHING_PAIRS:
+    if (output, loss) == ("softmax", "cross_entropy"):
+        # A * sum(Y) - Y: A - Y up to rounding for these rows, which sum to 1 only so.
+        expected = A64 * Y.astype(np.float64).sum(axis=1, keepdims=True) - Y
+    elif (output, loss) in MATCHING_PAIRS:
         expected = G
     elif output == "identity":
         expected = G
@@ -152,7 +155,41 @@ def test_output_error(output, loss, dtype, backend):
     np.testing.assert_allclose(out, expected, **tol)
     np.testing.assert_array_equal(A, A_copy)
     if (output, loss) in MATCHING_PAIRS:
+        if output == "softmax":  # exactly a - y for one-hot rows
+            Y = np.eye(A.shape[1], dtype=dtype)[rng.integers(0, A.shape[1], A.shape[0])]
+            output_error(output, loss, A, Y, out, get_backend(backend))
         np.testing.assert_array_equal(out, A - Y)  # exactly a - y
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_error_for_rows_not_summing_to_one(dtype, backend):
+    """Multi-hot and all-zero target rows: dC/dz = A * sum(Y) - Y, not A - Y."""
+    rng = np.random.default_rng(3)
+    A = act("softmax", rng.normal(size=(4, 5))).astype(dtype)
+    Y = np.array([[1, 1, 0, 0, 0], [0, 0, 0, 0, 0], [0.5, 0, 0, 0, 0], [1, 0, 1, 0, 1]],
+                 dtype=dtype)
+    out = output_error("softmax", "cross_entropy", A, Y, np.empty_like(A),
+                       get_backend(backend))
+    expected = A.astype(np.float64) * Y.sum(axis=1, keepdims=True) - Y
+    tol = {"rtol": 1e-6, "atol": 1e-7} if dtype == np.float32 else {"rtol": 1e-13}
+    np.testing.assert_allclose(out, expected, **tol)
+
+
+@pytest.mark.parametrize("output,loss", VALID_PAIRS)
+def test_weighted_loss_and_output_error(output, loss):
+    """Weights scale each row's loss and error; integer weights repeat rows."""
+    rng = np.random.default_rng(4)
+    _, A, Y = sample(output, loss, rng)
+    w = np.array([0, 1, 2, 3, 1, 0.5])
+    backend = get_backend("numpy")
+    rows = [loss_sum(output, loss, A[i:i + 1], Y[i:i + 1], np.empty((1, A.shape[1])))
+            for i in range(len(A))]
+    np.testing.assert_allclose(loss_sum(output, loss, A, Y, np.empty_like(A), w),
+                               np.dot(w, rows), rtol=1e-13)
+    plain = output_error(output, loss, A, Y, np.empty_like(A), backend)
+    weighted = output_error(output, loss, A, Y, np.empty_like(A), backend, w)
+    np.testing.assert_allclose(weighted, plain * w[:, None], rtol=1e-15, atol=0)
 
 
 @pytest.mark.parametrize("output,loss", VALID_PAIRS)

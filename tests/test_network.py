@@ -206,7 +206,7 @@ def test_gradient_check_detects_a_wrong_output_error(monkeypatch):
     net, X, rng = conditioned_net([5, 7, 6, 3], "tanh", "sigmoid", "mse")
     Y = rng.random((8, 3))
 
-    def wrong_output_error(output, loss, A, Y, out, backend):
+    def wrong_output_error(output, loss, A, Y, out, backend, weights=None):
         return np.subtract(A, Y, out=out)
 
     monkeypatch.setattr(fastbp.network, "output_error", wrong_output_error)
@@ -1412,3 +1412,103 @@ def test_save_leaves_the_process_umask_alone(tmp_path, monkeypatch):
     path = Network([4, 3, 2], seed=0).save(tmp_path / "model.npz")
     assert Network.load(path).sizes == [4, 3, 2]
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+# ----- sample weights (issue 13) -------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("output,loss,targets", [
+    ("softmax", "cross_entropy", "labels"), ("sigmoid", "cross_entropy", "multilabel"),
+    ("identity", "mse", "regression"), ("sigmoid", "mse", "labels")])
+def test_weighted_loss_evaluate_and_gradients_are_those_of_repeated_rows(
+        backend, output, loss, targets):
+    """Integer weights = repeated rows, for the weighted mean of scikit-learn."""
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((15, 4))
+    if targets == "labels":
+        Y = rng.integers(0, 3, 15)
+    elif targets == "multilabel":
+        Y = (rng.random((15, 3)) > 0.5).astype(np.float64)
+    else:
+        Y = rng.standard_normal((15, 3))
+    w = rng.integers(0, 4, 15)
+    w[0] = 2
+    w_given = w.copy()
+    net = Network([4, 5, 3], activation="tanh", output=output, loss=loss, l2=0.02,
+                  dtype="float64", seed=2, backend=backend)
+    Xr, Yr = np.repeat(X, w, axis=0), np.repeat(Y, w, axis=0)
+    np.testing.assert_allclose(net.loss(X, Y, sample_weight=w), net.loss(Xr, Yr), rtol=1e-13)
+    weighted, repeated = net.evaluate(X, Y, sample_weight=w), net.evaluate(Xr, Yr)
+    assert weighted.keys() == repeated.keys()
+    for key in weighted:
+        np.testing.assert_allclose(weighted[key], repeated[key], rtol=1e-13)
+    for g, h in zip(sum(net.gradients(X, Y, sample_weight=w), []),
+                    sum(net.gradients(Xr, Yr), [])):
+        np.testing.assert_allclose(g, h, rtol=1e-12, atol=1e-15)
+    assert gradient_check(net, X, Y, sample_weight=w.astype(float) / 3) < 1e-6
+    np.testing.assert_array_equal(w, w_given)
+    # Unit weights change nothing.
+    np.testing.assert_allclose(net.loss(X, Y, sample_weight=np.ones(15)), net.loss(X, Y),
+                               rtol=1e-14)
+
+
+def test_weighted_accuracy_is_the_weight_of_the_correct_samples():
+    net = Network([2, 3], activation="identity", output="softmax", loss="cross_entropy",
+                  dtype="float64", seed=0)
+    X = np.random.default_rng(0).standard_normal((6, 2))
+    predicted = net.predict(X)
+    y = predicted.copy()
+    y[:2] = (y[:2] + 1) % 3  # the first two are wrong
+    w = np.array([3.0, 1.0, 0.5, 0.5, 1.0, 2.0])
+    assert net.evaluate(X, y, sample_weight=w)["accuracy"] == pytest.approx(4 / 8)
+    assert net.evaluate(X, y)["accuracy"] == pytest.approx(4 / 6)
+
+
+@pytest.mark.parametrize("method", ["loss", "evaluate", "gradients"])
+def test_methods_check_sample_weight(method):
+    net = Network([2, 3, 2], output="softmax", loss="cross_entropy")
+    X, y = np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(4,\)"):
+        getattr(net, method)(X, y, sample_weight=np.ones(5))
+    with pytest.raises(ValueError, match="sample_weight must be >= 0"):
+        getattr(net, method)(X, y, sample_weight=[1, -1, 1, 1])
+    with pytest.raises(ValueError, match="sample_weight is all zeros"):
+        getattr(net, method)(X, y, sample_weight=[0, 0, 0, 0])
+    with pytest.raises(TypeError, match="sample_weight must be an array of numbers"):
+        getattr(net, method)(X, y, sample_weight="1111")
+
+
+# ----- review defects (issue 13) -------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gradient_check_passes_with_multi_hot_softmax_targets(backend, dtype):
+    """softmax + cross-entropy with rows that do not sum to 1 (defect 2: was 0.33)."""
+    rng = np.random.default_rng(22)
+    X = rng.standard_normal((10, 4))
+    Y = (rng.random((10, 5)) > 0.5).astype(np.float64)
+    Y[0] = 0
+    Y[1] = [1, 1, 1, 1, 1]
+    net = Network([4, 6, 5], activation="tanh", output="softmax", loss="cross_entropy",
+                  dtype=dtype, seed=3, backend=backend)
+    assert gradient_check(net, X, Y) < 1e-6
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_integer_labels_train_a_multi_output_sigmoid_network_one_vs_rest(backend):
+    """sigmoid outputs + cross-entropy with integer labels: one-hot targets, one binary
+    problem per class, accuracy by the largest output (defect 6)."""
+    (X, y), (X_test, y_test) = load_digits()
+    net = Network([64, 32, 10], activation="relu", output="sigmoid", loss="cross_entropy",
+                  seed=0, backend=backend)
+    one_hot = np.eye(10, dtype=np.float32)[y]
+    np.testing.assert_allclose(net.loss(X, y), net.loss(X, one_hot), rtol=1e-6)
+    history = net.fit(X, y, epochs=5, optimizer="adam", learning_rate=0.01,
+                      validation_data=(X_test, y_test))
+    assert set(history) >= {"accuracy", "val_accuracy"}
+    accuracy = net.evaluate(X_test, y_test)["accuracy"]
+    assert accuracy > 0.85
+    assert accuracy == pytest.approx(np.mean(net.forward(X_test).argmax(1) == y_test))
+    assert history["val_accuracy"][-1] == pytest.approx(accuracy)
+    with pytest.raises(ValueError, match=r"labels in \[0, 10\]"):
+        net.fit(X[:3], np.array([0, 1, 10]))

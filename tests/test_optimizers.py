@@ -258,15 +258,24 @@ def test_bad_learning_rate(lr):
         Adam(p, lr)
 
 
-@pytest.mark.parametrize("momentum", [-0.1, 1.0, 1.5, np.nan, np.inf, "0.9", None])
+@pytest.mark.parametrize("momentum", [-0.1, 1.0001, 1.5, np.nan, np.inf, "0.9", None])
 def test_bad_momentum(momentum):
     with pytest.raises(ValueError, match="momentum"):
         SGD(np.zeros(3), 0.1, momentum=momentum)
 
 
-@pytest.mark.parametrize("momentum", [0.0, 0.5, 0.999])
+@pytest.mark.parametrize("momentum", [0.0, 0.5, 0.999, 1.0, 1])
 def test_good_momentum(momentum):
     SGD(np.zeros(3), 0.1, momentum=momentum)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_momentum_one_is_accepted_as_by_scikit_learn(optimizer):
+    """[0, 1] (issue 13, defect 4): momentum=1.0 trains, with SGD and (unused) with Adam."""
+    X, y = _data()
+    net = _net()
+    net.fit(X, y, epochs=1, optimizer=optimizer, momentum=1.0, learning_rate=1e-3)
+    assert np.isfinite(_flat(net)).all()
 
 
 @pytest.mark.parametrize("name", ["beta1", "beta2"])
@@ -298,7 +307,7 @@ def test_unknown_optimizer(name):
 
 @pytest.mark.parametrize("kwargs", [
     {"learning_rate": 0}, {"learning_rate": -1.0}, {"learning_rate": np.nan},
-    {"momentum": 1.0}, {"momentum": -0.5},
+    {"momentum": 1.01}, {"momentum": -0.5},
     {"optimizer": "adam", "learning_rate": 0}, {"optimizer": "adam", "beta1": 1.0},
     {"optimizer": "adam", "beta2": -0.1}, {"optimizer": "adam", "eps": 0.0},
     {"optimizer": "adam", "eps": -1e-8},

@@ -449,3 +449,151 @@ def test_fastbp_imports_without_sklearn(tmp_path):
     )
     # From another folder: the repository's root holds an unbuilt source tree in CI.
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+# ----- sample weights (issue 13) -------------------------------------------------------
+
+def weights_for(n):
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0, 3, n)
+    w[:50] = 0  # a batch and a half of zeros
+    return w
+
+
+@pytest.mark.parametrize("solver,extra", [("sgd", dict(learning_rate_init=0.05)),
+                                          ("adam", {})], ids=["sgd", "adam"])
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_weighted_fit_matches_sklearn(digits64, kind, solver, extra):
+    """shuffle=False, alpha=0, float64: scikit-learn's coefs_ to 1e-10 and its losses."""
+    X, y, _, _ = digits64
+    if kind == "classifier":
+        ours_cls, theirs_cls, target = MLPClassifier, sk.MLPClassifier, y
+    else:
+        ours_cls, theirs_cls = MLPRegressor, sk.MLPRegressor
+        target = np.c_[X[:, :3].sum(axis=1), X[:, 5] * X[:, 7]]
+    w = weights_for(len(X))
+    w_given = w.copy()
+    kw = dict(hidden_layer_sizes=(32,), random_state=0, shuffle=False, max_iter=4, tol=0,
+              alpha=0.0, solver=solver, **extra)
+    ours = quiet_fit(ours_cls(**kw), X, target, sample_weight=w)
+    theirs = quiet_fit(theirs_cls(**kw), X, target, sample_weight=w)
+    np.testing.assert_array_equal(w, w_given)
+    for p, q in zip(params_of(ours), params_of(theirs), strict=True):
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+    # The weights matter: unweighted training ends elsewhere.
+    plain = quiet_fit(ours_cls(**kw), X, target)
+    assert not np.allclose(plain.coefs_[0], ours.coefs_[0], atol=1e-6)
+
+
+def test_weighted_partial_fit_matches_sklearn(digits64):
+    X, y, _, _ = digits64
+    w = weights_for(len(X))
+    kw = dict(hidden_layer_sizes=(32,), random_state=0, shuffle=False, alpha=0.0)
+    ours, theirs = MLPClassifier(**kw), sk.MLPClassifier(**kw)
+    classes = np.arange(10)
+    for part in np.array_split(np.arange(len(X)), 3):
+        # scikit-learn's positional order: (X, y, sample_weight, classes)
+        ours.partial_fit(X[part], y[part], w[part], classes)
+        theirs.partial_fit(X[part], y[part], w[part], classes)
+    ours.partial_fit(X, y, sample_weight=w)
+    theirs.partial_fit(X, y, sample_weight=w)
+    assert_same_params(ours, theirs, rtol=0, atol=1e-10)
+    reg, sk_reg = MLPRegressor(**kw), sk.MLPRegressor(**kw)
+    reg.partial_fit(X, y.astype(float), w)
+    sk_reg.partial_fit(X, y.astype(float), w)
+    assert_same_params(reg, sk_reg, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_weighted_lbfgs_is_repeated_rows(digits64, kind):
+    X, y, _, _ = digits64
+    X, y = X[:200], y[:200]
+    w = np.random.default_rng(1).integers(0, 3, len(X))
+    est = (MLPClassifier if kind == "classifier" else MLPRegressor)(
+        hidden_layer_sizes=(8,), solver="lbfgs", max_iter=20, random_state=0, alpha=1e-3)
+    target = y if kind == "classifier" else y.astype(float)
+    weighted = quiet_fit(clone_of(est), X, target, sample_weight=w)
+    repeated = quiet_fit(clone_of(est), np.repeat(X, w, axis=0), np.repeat(target, w))
+    assert_same_params(weighted, repeated, rtol=1e-6, atol=1e-8)
+    assert weighted.loss_ == pytest.approx(repeated.loss_, rel=1e-8)
+
+
+def clone_of(est):
+    return sklearn.base.clone(est)
+
+
+def test_weighted_early_stopping_splits_the_weights(digits64):
+    X, y, _, _ = digits64
+    w = np.ones(len(X))
+    w[y == 3] = 5.0
+    clf = quiet_fit(MLPClassifier(hidden_layer_sizes=(16,), early_stopping=True, max_iter=10,
+                                  learning_rate_init=0.01, random_state=0),
+                    X, y, sample_weight=w)
+    assert len(clf.validation_scores_) == clf.n_iter_
+    assert clf.score(X, y, sample_weight=w) > 0.8
+
+
+def test_sample_weight_errors(digits64):
+    X, y, _, _ = digits64
+    with pytest.raises(ValueError, match="sample_weight"):
+        MLPClassifier(max_iter=1).fit(X, y, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="sample_weight must be >= 0"):
+        MLPClassifier(max_iter=1).fit(X, y, sample_weight=-np.ones(len(X)))
+    with pytest.raises(ValueError, match="non-zero|all zeros"):
+        MLPRegressor(max_iter=1, solver="lbfgs").fit(X, y.astype(float),
+                                                     sample_weight=np.zeros(len(X)))
+
+
+# ----- review defects (issue 13) -------------------------------------------------------
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_momentum_one_is_accepted_as_by_sklearn(digits64, solver):
+    """defect 4: momentum in [0, 1]; adam ignores it but checks it."""
+    X, y, _, _ = digits64
+    kw = dict(hidden_layer_sizes=(8,), solver=solver, momentum=1.0, max_iter=2,
+              random_state=0, learning_rate_init=1e-4)
+    ours = quiet_fit(MLPClassifier(**kw), X, y)
+    theirs = quiet_fit(sk.MLPClassifier(**kw), X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 2
+
+
+def test_parameter_errors_are_sklearns_invalid_parameter_error(digits64):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y, _, _ = digits64
+    for params in (dict(momentum=1.5), dict(solver="newton"), dict(alpha=-1.0),
+                   dict(batch_size=0), dict(beta_1=1.0)):
+        for est in (MLPClassifier(**params), sk.MLPClassifier(**params)):
+            with pytest.raises(InvalidParameterError):
+                est.fit(X[:20], y[:20])
+
+
+def test_partial_fit_classes_is_documented_as_it_behaves():
+    """defect 5: classes is required on the first call, multi-label too, and checked later."""
+    doc = MLPClassifier.partial_fit.__doc__
+    assert "ignored after" not in doc and "(not for" not in doc
+    assert "Required on the" in doc and "multi-label targets too" in doc
+    X, Y = make_multilabel_classification(n_samples=40, n_classes=3, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X, Y)
+    clf.partial_fit(X, Y, classes=np.arange(3))
+    clf.partial_fit(X, Y)  # later calls may omit it
+    with pytest.raises(ValueError, match="not the same as on last call"):
+        clf.partial_fit(X, Y, classes=np.arange(4))
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_weighted_l2_is_sklearns_for_one_batch(digits64, solver):
+    """alpha > 0 with weights: l2 = alpha / sum of the weights, exact for one batch (with
+    several, alpha over the mean batch weight; see the module docstring)."""
+    X, y, _, _ = digits64
+    w = weights_for(len(X))
+    kw = dict(hidden_layer_sizes=(32,), random_state=0, shuffle=False, max_iter=4, tol=0,
+              alpha=1e-2, solver=solver, batch_size=len(X))
+    ours = quiet_fit(MLPClassifier(**kw), X, y, sample_weight=w)
+    theirs = quiet_fit(sk.MLPClassifier(**kw), X, y, sample_weight=w)
+    for p, q in zip(params_of(ours), params_of(theirs), strict=True):
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)

@@ -59,9 +59,13 @@ def tutorial_data(X, y, one_hot=False, n_classes=None):
         raise TypeError(f"n_classes must be an int, got {n_classes!r}")
     X = np.array(X, dtype=np.float64, order="C")  # a copy: the columns are views of it
     xs = [row.reshape(-1, 1) for row in X]
+    # Network.SGD and evaluate train on X itself, not on a copy of the columns.
+    network._register_rows(X, xs)
     if not one_hot:
         return list(zip(xs, labels.tolist()))
     from fastbp.datasets import one_hot as encode
 
     Y = encode(labels, n_classes, dtype=np.float64)
-    return list(zip(xs, [row.reshape(-1, 1) for row in Y]))
+    ys = [row.reshape(-1, 1) for row in Y]
+    network._register_rows(Y, ys)
+    return list(zip(xs, ys))

@@ -16,7 +16,8 @@ attributes, data format, random numbers and printed lines, so code written for t
 an int label (:func:`fastbp.compat.tutorial_data` builds both from arrays).
 
 What changes is where the work is done: ``SGD`` converts the lists to arrays once per
-call and trains each epoch with :meth:`fastbp.Network.fit` (float64, sigmoid layers,
+call (the lists of :func:`fastbp.compat.tutorial_data` are views of one array, which it
+uses as it is) and trains each epoch with :meth:`fastbp.Network.fit` (float64, sigmoid layers,
 ``mse`` = the quadratic cost ``1/2 ||a - y||^2``, plain SGD with learning rate ``eta``:
 the tutorial's ``w - eta/m * sum of gradients`` is the mean gradient step), in whole
 compiled chunks of mini-batches instead of a Python loop per sample. Everything else
@@ -49,11 +50,13 @@ caller's ``training_data`` list in its order (it shuffles indices, the same way)
 """
 
 import random
+import weakref
 
 import numpy as np
 from scipy.special import expit
 
 from fastbp import kernels
+from fastbp._validation import all_finite
 from fastbp.network import Network as _FastbpNetwork
 
 __all__ = ["Network", "sigmoid", "sigmoid_prime"]
@@ -205,6 +208,9 @@ class Network:
             return self._tutorial_sgd(training_data, epochs, mini_batch_size, eta, test_data)
         self._sync()
         X, Y = self._training_arrays(training_data, "training_data") if n else (None, None)
+        if n:
+            _check_finite(X, "training_data[i][0]")
+            _check_finite(Y, "training_data[i][1]")
         test_arrays = None
         if test_data and not self._overrides("evaluate", "feedforward"):
             test_arrays = self._test_arrays(test_data)
@@ -220,8 +226,9 @@ class Network:
                 epoch_order = np.array(order, dtype=np.int64)
                 net._epoch_order = lambda size, epoch_order=epoch_order: epoch_order
                 try:
+                    # The data were checked above: no scan of them for NaN every epoch.
                     net.fit(X, Y, epochs=1, batch_size=mini_batch_size, learning_rate=eta,
-                            shuffle=True, resume=j > 0)
+                            shuffle=True, resume=j > 0, check_input=False)
                 finally:
                     del net._epoch_order
             if test_data:
@@ -325,12 +332,19 @@ class Network:
         return X, Y
 
     def _test_arrays(self, data):
-        """X (n, n_inputs) float64 and int labels (n,) from a list of (x, label)."""
+        """X (n, n_inputs) float64, checked finite, and int labels (n,) from a list of
+        (x, label)."""
         X = _stack_columns([x for x, _ in data], self.sizes[0], "test_data[i][0]")
+        _check_finite(X, "test_data[i][0]")
         return X, _labels([y for _, y in data], self.sizes[-1], "test_data[i][1]")
 
     def _count_correct(self, X, labels):
-        return int(np.count_nonzero(self._net.predict(X) == labels))
+        """Samples whose highest output is their label (the tutorial's argmax), from
+        arrays made by _test_arrays: one blocked forward pass, no re-checking."""
+        correct = 0
+        for start, stop, A in self._net._blocks(X):
+            correct += int(np.count_nonzero(A.argmax(axis=1) == labels[start:stop]))
+        return correct
 
     # ----- copying and pickling: the views must survive ------------------------------
 
@@ -355,16 +369,71 @@ class Network:
         return f"fastbp.compat.network.Network({list(self.sizes)})"
 
 
-def _stack_columns(columns, size, name):
-    """The columns (each ``size`` numbers, e.g. shape (size, 1)) as rows of a float64 array."""
+# Columns made by fastbp.compat.tutorial_data are (size, 1) views of the consecutive rows
+# of one C-contiguous float64 array. tutorial_data registers that array here, by id, with
+# a weak reference to it and one to each of its columns, so that _stack_columns can hand
+# the array's rows to fit without copying them, once it has checked that the columns it
+# got are those very objects, in order. Weak references keep nothing alive: the entry
+# goes away with the array (which lives as long as any of its columns).
+_REGISTERED = {}
+
+
+def _register_rows(base, columns):
+    """Record that ``columns[i]`` is a view of row ``i`` of ``base`` (C-contiguous,
+    float64, 2-D), made by tutorial_data."""
+    key = id(base)
+
+    def forget(ref):
+        if _REGISTERED.get(key, (None,))[0] is ref:
+            del _REGISTERED[key]
+
+    _REGISTERED[key] = (weakref.ref(base, forget), [weakref.ref(c) for c in columns])
+
+
+def _registered_rows(columns, size):
+    """The rows of the array registered columns view, as a view of it, when
+    ``columns`` are consecutive registered columns in order, still (size, 1) float64;
+    else None."""
+    first = columns[0]
+    if type(first) is not np.ndarray:
+        return None
+    base = first.base
+    entry = _REGISTERED.get(id(base))
+    if entry is None or entry[0]() is not base or base.shape[1] != size:
+        return None
+    refs = entry[1]
+    offset = first.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    start, remainder = divmod(offset, base.strides[0])
     n = len(columns)
+    if remainder or not 0 <= start <= len(refs) - n:
+        return None
+    shape, float64 = (size, 1), base.dtype
+    for ref, column in zip(refs[start:start + n], columns):
+        if ref() is not column or column.shape != shape or column.dtype is not float64:
+            return None
+    return base[start:start + n]
+
+
+def _stack_columns(columns, size, name):
+    """The columns (each ``size`` numbers, e.g. shape (size, 1)) as the rows of a
+    C-contiguous float64 array (n, size): a view of the array that tutorial_data's
+    columns view, else a copy."""
+    n = len(columns)
+    if n:
+        rows = _registered_rows(columns, size)
+        if rows is not None:
+            return rows
+    shape = (size, 1)
+    if n and all(type(column) is np.ndarray and column.shape == shape for column in columns):
+        # The tutorial's columns: each reshaped to a row (a view when it is contiguous),
+        # rows copied one after the other. (Writing them through a transposed view of
+        # the result instead strides through memory and is several times slower.)
+        try:
+            return np.concatenate([column.reshape(1, size) for column in columns], axis=0,
+                                  dtype=np.float64, casting="same_kind")
+        except TypeError:
+            pass  # complex, object or text data: reported below
     X = np.empty((n, size))
-    try:
-        # The tutorial's (size, 1) columns side by side, written straight into X.T.
-        np.concatenate(columns, axis=1, out=X.T)
-        return X
-    except (ValueError, TypeError):
-        pass
     for i, column in enumerate(columns):
         array = np.asarray(column)
         if array.dtype.kind not in "biuf":
@@ -374,6 +443,11 @@ def _stack_columns(columns, size, name):
                              f"{array.shape}")
         X[i] = array.reshape(size)
     return X
+
+
+def _check_finite(X, name):
+    if not all_finite(X):
+        raise ValueError(f"{name} contains NaN or inf")
 
 
 def _labels(values, n_classes, name):
