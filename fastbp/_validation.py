@@ -217,7 +217,7 @@ def check_sample_weight(sample_weight, n, name="sample_weight"):
     if not np.isfinite(w).all():
         raise ValueError(f"{name} contains NaN or inf")
     if (w < 0).any():
-        raise ValueError(f"{name} must be >= 0, got a weight of {w.min()!r}")
+        raise ValueError(f"{name} must be >= 0, got a weight of {float(w.min())!r}")
     with np.errstate(over="ignore"):
         total = w.sum()
     if total == 0:

@@ -20,6 +20,10 @@ file (temporary file, fsync, rename), no pickle anywhere:
   after a completed epoch, or where a Ctrl-C stopped the epoch (batches done, the
   epoch's partial loss sum and correct count (weighted sums for a weighted fit), its
   seconds so far and the generator's state at the epoch's start);
+  a distributed fit (``comm=``, written by rank 0) also records ``fit.shards`` (every
+  rank's row count; ``n_samples`` is their sum, the batches are steps) and ``ranks``:
+  every rank's generator state (``rngs``) and, interrupted, each one's state at the
+  epoch's start (``epoch_start_rngs``), so that every rank resumes its own shuffle;
 - the optimiser's state vectors, in the layout of the flat parameter vector:
   ``optimizer_velocity`` (SGD with momentum), or ``optimizer_m`` and ``optimizer_v``
   (Adam);
@@ -100,6 +104,8 @@ def check_resume(run, settings):
     for key in keys:
         if settings[key] == recorded[key]:
             continue
+        if key == "n_samples" and "shards" in settings:
+            continue  # reported as shards below
         if key == "n_samples":
             differences.append(f"X has {settings[key]} rows, the checkpoint's fit had "
                                f"{recorded[key]}")
@@ -115,13 +121,24 @@ def check_resume(run, settings):
         else:
             differences.append(f"{key}={settings[key]!r} (the checkpoint's: "
                                f"{recorded[key]!r})")
+    # Distributed fits (comm=) record their shards' sizes; a single process has none.
+    shards, recorded_shards = settings.get("shards"), recorded.get("shards")
+    if shards != recorded_shards:
+        differences.append(f"this fit {_ran_on(shards, settings['n_samples'])}, the "
+                           f"checkpoint's {_ran_on(recorded_shards, recorded['n_samples'])}")
     if differences:
         raise ValueError(f"resume=True continues the fit of the checkpoint {run['path']!r} "
                          f"with its settings and data; this fit differs: "
                          f"{'; '.join(differences)}")
 
 
-def write(path, net, settings, history, interrupted=None, write=True):
+def _ran_on(shards, n_samples):
+    if shards is None:
+        return f"ran on one process with {n_samples} rows"
+    return f"ran on {len(shards)} processes with shards of {shards} rows"
+
+
+def write(path, net, settings, history, interrupted=None, write=True, ranks=None):
     """Write a checkpoint of ``net``'s fit to ``path``, atomically; the one place
     checkpoints are written.
 
@@ -142,6 +159,9 @@ def write(path, net, settings, history, interrupted=None, write=True):
     write : bool
         False on the processes that must not write (the ranks other than 0 of a
         distributed fit): nothing is done.
+    ranks : dict, optional
+        A distributed fit's every rank's shuffling state: ``rngs`` (a generator
+        state per rank) and ``epoch_start_rngs`` (per rank, with ``interrupted``).
 
     Returns
     -------
@@ -175,6 +195,11 @@ def write(path, net, settings, history, interrupted=None, write=True):
             "seconds": float(interrupted["seconds"]),
             "epoch_start_rng": _encode(interrupted["epoch_start_rng"])}
         arrays[EPOCH_START_PARAMS] = interrupted["epoch_start_params"]
+    if ranks is not None:
+        state["ranks"] = {
+            "rngs": [_encode(rng) for rng in ranks["rngs"]],
+            "epoch_start_rngs": (None if ranks["epoch_start_rngs"] is None else
+                                 [_encode(rng) for rng in ranks["epoch_start_rngs"]])}
     arrays[VERSION_KEY] = np.array(VERSION)
     arrays[STATE_KEY] = np.array(json.dumps(state))
     return persistence.write_npz_atomically(path, arrays)
@@ -294,7 +319,7 @@ def restore(net, archive, path):
     state = _state(archive, path)
     read = _Reader(path)
     unknown = set(state) - {"epochs_trained", "optimizer", "fit", "history", "rng",
-                            "interrupted"}
+                            "interrupted", "ranks"}
     if unknown:
         raise ValueError(f"{path!r}: unexpected checkpoint fields {sorted(unknown)}")
     epochs_trained = read.int(state, "epochs_trained", "state")
@@ -320,6 +345,13 @@ def restore(net, archive, path):
     # Checkpoints written before sample weights existed lack the key: unweighted fits.
     settings.setdefault("weighted", False)
     weighted = read.bool(settings, "weighted", "fit")
+    shards = settings.get("shards")
+    if shards is not None and (
+            not isinstance(shards, list) or not shards
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shards)
+            or sum(shards) != n_samples):
+        read.fail("fit.shards", f"null or a list of positive row counts summing to "
+                  f"n_samples={n_samples}", shards)
     keys = settings.get("history")
     if (not isinstance(keys, list) or not set(keys) <= set(HISTORY_KEYS)
             or "loss" not in keys or "seconds" not in keys or len(set(keys)) != len(keys)):
@@ -399,11 +431,32 @@ def restore(net, archive, path):
         raise ValueError(f"{path!r}: {EPOCH_START_PARAMS} belongs to an interrupted "
                          f"epoch, but the checkpoint's epoch is complete")
 
+    # A distributed fit's: every rank's shuffling state (rank 0's is also state.rng).
+    ranks = state.get("ranks")
+    if (ranks is None) != (shards is None):
+        read.fail("state.ranks", "present exactly when fit.shards is", ranks)
+    if ranks is not None:
+        if not isinstance(ranks, dict) or set(ranks) != {"rngs", "epoch_start_rngs"}:
+            read.fail("state.ranks", "an object with rngs and epoch_start_rngs", ranks)
+        lists = {"rngs": ranks["rngs"], "epoch_start_rngs": ranks["epoch_start_rngs"]}
+        if interrupted is None:
+            if lists.pop("epoch_start_rngs") is not None:
+                read.fail("ranks.epoch_start_rngs", "null after a complete epoch",
+                          "a list")
+        for key, states in lists.items():
+            if not isinstance(states, list) or len(states) != len(shards):
+                read.fail(f"ranks.{key}", f"a list of {len(shards)} generator states",
+                          type(states).__name__)
+            lists[key] = [_generator(st, f"{path!r}: checkpoint field ranks.{key}[{r}]")
+                          .bit_generator.state for r, st in enumerate(states)]
+        ranks = {"rngs": lists["rngs"], "epoch_start_rngs": lists.get("epoch_start_rngs")}
+
     net._optimizer = optimizer
     net._rng = rng
     net.epochs_trained = epochs_trained
     net.history = {key: list(history[key]) for key in keys}
-    net._checkpoint_run = {"path": path, "settings": settings, "interrupted": interrupted}
+    net._checkpoint_run = {"path": path, "settings": settings, "interrupted": interrupted,
+                           "ranks": ranks}
 
 
 def _copy_vector(archive, key, target, path):

@@ -100,6 +100,12 @@ def build_parser(given_only=False):
                             "explicitly must agree with it; --seed is ignored); --epochs "
                             "is the run's total (default: the checkpoint's); give the same "
                             "--data; checkpoints keep going to PATH unless --checkpoint")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel training over MPI, launched as 'mpiexec -n N "
+                            "fastbp train --distributed ...' (needs pip install "
+                            "\"fastbp[mpi]\"): rank r trains on rows r::N; only rank 0 "
+                            "prints and saves; threads per rank default to the machine's "
+                            "cores divided by its ranks")
     if given_only:
         for action in train._actions:
             if action.option_strings and action.dest != "help":
@@ -140,8 +146,11 @@ def train(args, out=None):
                               "(or pip install matplotlib)")
     if args.threads is not None:
         fastbp.set_num_threads(args.threads)
+    comm = None
+    if getattr(args, "distributed", False):
+        comm, out = _distributed(args, out)
     if args.resume:
-        return _resume(args, out)
+        return _resume(args, out, comm)
     (X, y), (X_test, y_test) = load_data(args.data, args.dtype)
     n_classes = int(max(y.max(), y_test.max())) + 1
     hidden = args.hidden if args.hidden is not None else [64 if args.data == "digits" else 100]
@@ -154,14 +163,49 @@ def train(args, out=None):
           f"{X.shape[1]} features, {n_classes} classes", file=out)
     print(f"network: {net}", file=out)
     print(f"training: {epochs} epochs, batch {args.batch_size}, {args.optimizer} "
-          f"lr {learning_rate}, {fastbp.get_num_threads()} threads", file=out)
+          f"lr {learning_rate}, {_workers(comm)}", file=out)
     start = time.perf_counter()
-    history = net.fit(X, y, epochs=epochs, batch_size=args.batch_size,
+    history = net.fit(*_shard(comm, X, y), epochs=epochs, batch_size=args.batch_size,
                       learning_rate=learning_rate, optimizer=args.optimizer,
-                      momentum=args.momentum, validation_data=(X_test, y_test),
-                      verbose=not args.quiet, checkpoint=args.checkpoint)
+                      momentum=args.momentum, validation_data=_shard(comm, X_test, y_test),
+                      verbose=not args.quiet, checkpoint=args.checkpoint, comm=comm)
     seconds = time.perf_counter() - start
     return _finish(args, net, history, X_test, y_test, seconds, out)
+
+
+def _distributed(args, out):
+    """--distributed: MPI's world communicator; rank 0 keeps ``out``, the others print
+    nothing; threads per rank are the machine's cores divided by its ranks unless
+    --threads or OMP_NUM_THREADS say otherwise."""
+    import os
+
+    import fastbp
+    from fastbp import distributed
+
+    comm = distributed.mpi().COMM_WORLD
+    args.comm = comm
+    threads = distributed.default_threads(comm)
+    if args.threads is None and "OMP_NUM_THREADS" not in os.environ:
+        fastbp.set_num_threads(threads)
+    if comm.Get_rank() != 0:
+        out = open(os.devnull, "w")  # noqa: SIM115 (for the process's lifetime)
+        args.save = args.plot = None
+    return comm, out
+
+
+def _workers(comm):
+    import fastbp
+
+    threads = f"{fastbp.get_num_threads()} threads"
+    return threads if comm is None else f"{comm.Get_size()} processes x {threads}"
+
+
+def _shard(comm, X, y):
+    """Rank r's rows r::N (all of them without comm)."""
+    if comm is None:
+        return X, y
+    rank, size = comm.Get_rank(), comm.Get_size()
+    return X[rank::size], y[rank::size]
 
 
 def _finish(args, net, history, X_test, y_test, seconds, out):
@@ -208,8 +252,9 @@ def _shown(value):
     return ",".join(map(str, value)) if isinstance(value, list) else value
 
 
-def _resume(args, out):
-    """Continue the run of the checkpoint args.resume (see --resume)."""
+def _resume(args, out, comm=None):
+    """Continue the run of the checkpoint args.resume (see --resume); with comm, every
+    rank reads the checkpoint and continues its shard."""
     import fastbp
     from fastbp.checkpoints import OPTIMIZER_SETTINGS
 
@@ -242,23 +287,25 @@ def _resume(args, out):
         raise ValueError(f"the checkpoint has trained {net.epochs_trained} epochs already; "
                          f"give --epochs above {net.epochs_trained} to train further")
     threads = fastbp.get_num_threads() if net.backend == "cython" else None
+    if comm is not None:
+        threads = None  # the note below compares one process's threads only
     print(f"resuming {args.resume}: {net.epochs_trained} of {total} epochs trained"
           + (", mid-epoch" if run["interrupted"] is not None else ""), file=out)
     print(f"network: {net}", file=out)
     print(f"training: {total} epochs, batch {settings['batch_size']}, "
-          f"{settings['optimizer']} lr {settings['learning_rate']}, {threads or 1} threads",
-          file=out)
+          f"{settings['optimizer']} lr {settings['learning_rate']}, "
+          f"{_workers(comm) if net.backend == 'cython' else '1 threads'}", file=out)
     if threads is not None and settings["n_threads"] not in (None, threads):
         print(f"note: the checkpoint's run used {settings['n_threads']} threads, this one "
               f"{threads}: the result agrees within float rounding, not bit for bit "
               f"(--threads {settings['n_threads']} repeats it exactly)", file=out)
     hyper = {key: settings[key] for key in OPTIMIZER_SETTINGS[settings["optimizer"]]}
     start = time.perf_counter()
-    history = net.fit(X, y, epochs=total - net.epochs_trained,
+    history = net.fit(*_shard(comm, X, y), epochs=total - net.epochs_trained,
                       batch_size=settings["batch_size"], optimizer=settings["optimizer"],
-                      shuffle=settings["shuffle"], validation_data=(X_test, y_test),
+                      shuffle=settings["shuffle"], validation_data=_shard(comm, X_test, y_test),
                       verbose=not args.quiet, resume=True,
-                      checkpoint=args.checkpoint or args.resume, **hyper)
+                      checkpoint=args.checkpoint or args.resume, comm=comm, **hyper)
     seconds = time.perf_counter() - start
     return _finish(args, net, history, X_test, y_test, seconds, out)
 
@@ -279,10 +326,29 @@ def main(argv=None):
             train(args)
     except (FileNotFoundError, NotADirectoryError, ValueError, TypeError, ImportError) as exc:
         print(f"fastbp: error: {exc}", file=sys.stderr)
+        _abort_alone(args, exc, 2)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         checkpoint = args.checkpoint or args.resume
         print("fastbp: interrupted" + (f"; continue with --resume {checkpoint}"
                                       if checkpoint else ""), file=sys.stderr)
+        _abort_alone(args, exc, 130)
         return 130
+    except BaseException as exc:
+        _abort_alone(args, exc, 1)
+        raise
     return 0
+
+
+def _abort_alone(args, exc, code):
+    """--distributed: an error on this rank alone (its data missing, say) while the
+    others go on to a collective call would leave them waiting: abort the MPI job.
+    Errors every rank raised together (fastbp.distributed.collective) just return."""
+    from fastbp.distributed import is_collective
+
+    comm = getattr(args, "comm", None)
+    if comm is None or comm.Get_size() == 1 or is_collective(exc):
+        return
+    sys.stderr.flush()
+    sys.stdout.flush()
+    comm.Abort(code)

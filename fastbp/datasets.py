@@ -9,6 +9,8 @@ Three sources are supported:
   package.
 * :func:`load_idx` / :func:`read_idx` -- any directory of MNIST-format
   IDX files (MNIST, Fashion-MNIST, ...), gzipped or not.
+* :func:`load_npy` -- one array from a ``.npy`` file, memory-mapped, optionally
+  one process's shard of it (data larger than memory, distributed training).
 
 All loaders return ``(X_train, y_train), (X_test, y_test)`` where each row
 of ``X`` is one sample scaled to [0, 1] and ``y`` holds int64 class labels.
@@ -29,6 +31,7 @@ __all__ = [
     "load_idx",
     "load_digits",
     "load_fashion_mnist",
+    "load_npy",
     "one_hot",
     "DATA_ENV_VAR",
     "FASHION_MNIST_DIRS",
@@ -525,6 +528,54 @@ def load_digits(test_size=0.25, seed=0, dtype=np.float32, *, flatten=True):
 
 # ---------------------------------------------------------------------------
 # helpers
+
+
+def load_npy(path, mmap=True, shard=None):
+    """Read one array from a ``.npy`` file, memory-mapped (read-only) by default.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    mmap : bool
+        Map the file (``mmap_mode="r"``) instead of reading it: pages are read
+        only when touched, so an array larger than memory can be used, and
+        ``Network.fit`` uses a C-contiguous float array of the network's dtype
+        where it lies, without copying it.
+    shard : (rank, size), optional
+        Only the rows ``[rank * n // size, (rank + 1) * n // size)``: process
+        ``rank``'s contiguous block of ``size`` near-equal blocks, still
+        memory-mapped (a process of a distributed fit touches only its rows).
+        Blocks of a file sorted by class are sorted too: shuffle such a file
+        once beforehand (``fit(shuffle=True)`` shuffles within a shard).
+
+    Returns
+    -------
+    ndarray (a read-only ``numpy.memmap`` when ``mmap``)
+    """
+    path = _check_path(path, "path")
+    mmap = _check_bool(mmap, "mmap")
+    if shard is not None:
+        if (not isinstance(shard, (tuple, list)) or len(shard) != 2
+                or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                           for v in shard)
+                or not 0 <= shard[0] < shard[1]):
+            raise ValueError(f"shard must be a pair (rank, size) of integers with "
+                             f"0 <= rank < size, got {shard!r}")
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a .npy file of a plain array ({exc})") from exc
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        array.close()
+        raise ValueError(f"{path}: expected a .npy file holding one array, got an .npz "
+                         f"archive")
+    if shard is not None:
+        if array.ndim == 0:
+            raise ValueError(f"{path}: a 0-d array has no rows to shard")
+        rank, size = int(shard[0]), int(shard[1])
+        n = array.shape[0]
+        array = array[rank * n // size:(rank + 1) * n // size]
+    return array
 
 
 def one_hot(y, n_classes=None, dtype=np.float32):

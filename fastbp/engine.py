@@ -15,6 +15,10 @@ from threadpoolctl import ThreadpoolController
 from fastbp import _blas_threads, _engine, _kernels
 from fastbp.losses import MATCHING_PAIRS
 
+# Entries after the gradient in a data-parallel step's buffer: loss sum, correct count
+# and the normaliser (rows), summed over processes with the gradient.
+REDUCED_SLOTS = _engine.REDUCED_SLOTS
+
 _controller = None
 
 
@@ -102,34 +106,67 @@ class CompiledTrainer:
     def __exit__(self, *exc):
         _blas_threads.release_for_fit()
 
+    def _optimizer_arguments(self):
+        """(code, state1, state2, adam_t, momentum, beta1, beta2, eps) for the engine."""
+        opt = self.optimizer
+        if opt.name == "adam":
+            return (_engine.OPTIMIZER_CODES["adam"], opt.m, opt.v, opt.t, 0.0, opt.beta1,
+                    opt.beta2, opt.eps)
+        if opt.momentum == 0:
+            code, s1 = _engine.OPTIMIZER_CODES["sgd"], self.empty
+        else:
+            code = _engine.OPTIMIZER_CODES["nesterov" if opt.nesterov else "momentum"]
+            s1 = opt.velocity
+        return code, s1, self.empty, 0, opt.momentum, 0.0, 0.0, 0.0
+
     def run(self, order, first, last):
         """Train batches [first, last); returns (summed loss, n_correct, diverged_at).
 
         With sample weights the loss is the sum over batches of m times the batch's
-        weighted mean loss, n_correct the weight of the correct predictions.
-        diverged_at is the first batch whose loss was not finite (the chunk stopped
-        there, before updating), or None.
+        weighted mean loss, n_correct the weight of the correct predictions. diverged_at
+        is the first batch whose loss was not finite (the chunk stopped there, before
+        updating), or None.
         """
         net, opt = self.net, self.optimizer
-        if opt.name == "adam":
-            code, s1, s2, t = _engine.OPTIMIZER_CODES["adam"], opt.m, opt.v, opt.t
-            mu, beta1, beta2, eps = 0.0, opt.beta1, opt.beta2, opt.eps
-        else:
-            t, beta1, beta2, eps = 0, 0.0, 0.0, 0.0
-            mu = opt.momentum
-            if mu == 0:
-                code, s1 = _engine.OPTIMIZER_CODES["sgd"], self.empty
-            else:
-                code = _engine.OPTIMIZER_CODES["nesterov" if opt.nesterov else "momentum"]
-                s1 = opt.velocity
-            s2 = self.empty
+        code, s1, s2, t, mu, beta1, beta2, eps = self._optimizer_arguments()
         loss, correct, t, diverged_at = _engine.train_chunk(
-            self.X, self.T, self.labels, self.weights,
-            np.empty(0, np.int64) if order is None else order,
-            net._params, net._grads, s1, s2, self.work, self.layout,
-            self.hidden, self.output, self.loss, self.matching, self.task_code,
+            self.X, self.T, self.labels, self.weights, self._order(order), net._params,
+            net._grads, s1, s2, self.work, self.layout, self.hidden, self.output, self.loss,
+            self.matching, self.task_code,
             code, opt.learning_rate, net.l2, mu, beta1, beta2, eps, t,
             self.batch_size, first, last, self.n_threads)
         if opt.name == "adam":
             opt.t = t
         return loss, correct, None if diverged_at < 0 else diverged_at
+
+    # A data-parallel step (fastbp/distributed.py): gradient_sum on every process, the
+    # buffers summed over processes, then update with the sum.
+
+    def gradient_sum(self, order, step, buffer, first_layer=True):
+        """Fill ``buffer`` (n_params + REDUCED_SLOTS) with this process's gradient sum,
+        loss sum, correct count and row count for rows [step * b, (step + 1) * b) of
+        its epoch order (see _engine.gradient_sum); without ``first_layer``, layer 0's
+        gradient is left to :meth:`first_layer_gradient`."""
+        _engine.gradient_sum(
+            self.X, self.T, self.labels, self.weights, self._order(order), self.net._params,
+            buffer, self.work, self.layout, self.hidden, self.output, self.loss, self.matching,
+            self.task_code, self.batch_size, step, first_layer, self.n_threads)
+
+    def first_layer_gradient(self, order, step, buffer):
+        """Layer 0's gradient sums of the step gradient_sum(first_layer=False) began."""
+        _engine.first_layer_gradient(self.X, self._order(order), buffer, self.work,
+                                     self.layout, self.batch_size, step, self.n_threads)
+
+    @staticmethod
+    def _order(order):
+        return np.empty(0, np.int64) if order is None else order
+
+    def update(self, grads, scale):
+        """One optimiser step with the gradient ``scale * grads`` (+ L2), one pass."""
+        net, opt = self.net, self.optimizer
+        code, s1, s2, t, mu, beta1, beta2, eps = self._optimizer_arguments()
+        t = _engine.optimizer_update(net._params, grads, s1, s2, net._n_weights, code,
+                                     opt.learning_rate, net.l2, mu, beta1, beta2, eps, t,
+                                     scale, self.n_threads)
+        if opt.name == "adam":
+            opt.t = t

@@ -377,8 +377,11 @@ class Network:
         total, _ = self._data_loss_and_correct(X, T, None, w)
         return total / (X.shape[0] if w is None else w.sum()) + self._l2_term()
 
-    def _backprop(self, acts, deltas, T, m, weights=None):
-        """Forward and backward over one batch already in acts[0]; fills the gradient vector.
+    def _backprop(self, acts, deltas, T, m, weights=None, scale=None, add_l2=True):
+        """Forward and backward over one batch already in acts[0]; fills the gradient vector
+        with ``scale`` (default 1/m, or 1/sum(weights): the mean) times the loss's
+        gradient, plus ``l2 * W`` unless ``add_l2`` is False (a data-parallel step sums,
+        then adds it once).
 
         With ``weights`` (m,) each row's loss and error are scaled by its weight and the
         gradient is normalised by their sum instead of m. Returns the batch's summed
@@ -392,12 +395,13 @@ class Network:
         hidden = self.activation
         for l in range(self.n_layers, 0, -1):
             backend.weight_gradient(deltas[l], acts[l - 1], self._grad_weights[l - 1],
-                                    self._grad_biases[l - 1], 1.0 / norm)
+                                    self._grad_biases[l - 1],
+                                    1.0 / norm if scale is None else scale)
             if l > 1:
                 # BP2 with the weights before this step's update.
                 backend.backward_delta(deltas[l], self.weights[l - 1], acts[l - 1], hidden,
                                        deltas[l - 1])
-        if self.l2 > 0:
+        if self.l2 > 0 and add_l2:
             self._axpy(self._params[:self._n_weights], self._grads[:self._n_weights],
                        a=self.l2)
         return batch_loss, A_out
@@ -437,7 +441,7 @@ class Network:
     def fit(self, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
             momentum=0.0, nesterov=False, beta1=0.9, beta2=0.999, eps=1e-8, shuffle=True,
             validation_data=None, verbose=False, n_threads=None, resume=False, *,
-            check_input=True, checkpoint=None, sample_weight=None):
+            check_input=True, checkpoint=None, sample_weight=None, comm=None):
         """Train by (mini-batch) gradient descent on the cost J.
 
         Parameters
@@ -493,11 +497,29 @@ class Network:
             its weight and every mini-batch's gradient is divided by the batch's weight
             sum instead of its size, as scikit-learn does (``sum_b w_i dC_i / sum_b w_i
             + l2 * W``); a batch whose weights are all zero is skipped. The history's
-            ``loss`` is then the mean over the epoch's batches, weighted by their sizes,
-            of each batch's weighted mean loss (scikit-learn's ``loss_curve_``; the
-            weighted mean of all samples when the batch is the whole data), and
+            ``loss`` is then the mean over the epoch's batches that train, weighted by
+            their sizes, of each batch's weighted mean loss (scikit-learn's
+            ``loss_curve_``; the weighted mean of all samples when the batch is the
+            whole data), and
             ``accuracy`` the weight of the correct samples over the total weight. A
             resumed fit must be given the same weights.
+        comm : mpi4py communicator, optional
+            Data-parallel training over MPI (e.g. ``MPI.COMM_WORLD``; needs
+            ``pip install "fastbp[mpi]"``): every process calls ``fit`` with its own
+            shard ``X, Y`` (sizes may differ; ``sample_weight``: the shard's) and the
+            same other arguments. Rank 0's
+            parameters (and, with ``resume``, optimiser state) are broadcast first;
+            ``batch_size`` is per process; an epoch has ``max(ceil(n_rank /
+            batch_size))`` steps, each step updating with the gradient over all
+            processes' rows of that step (one Allreduce), so every process ends with
+            the same parameters, as one process stepping through those rows would.
+            ``history`` (validation: over every process's ``validation_data``) is
+            global and the same everywhere; divergence and Ctrl-C stop every process at
+            the same step; an argument error on one process is raised on all. Only
+            rank 0 writes the checkpoint and shows progress; every rank can resume
+            from it (each loads the file). ``n_threads`` defaults to the machine's
+            cores divided by its ranks (unless set by set_num_threads or
+            OMP_NUM_THREADS). See fastbp/distributed.py.
 
         Returns
         -------
@@ -524,7 +546,7 @@ class Network:
                             eps=eps, shuffle=shuffle, validation_data=validation_data,
                             verbose=verbose, n_threads=n_threads, resume=resume,
                             check_input=check_input, checkpoint=checkpoint,
-                            sample_weight=sample_weight)
+                            sample_weight=sample_weight, comm=comm)
 
     def _epoch_order(self, n):
         """The order of one shuffled epoch's samples.

@@ -15,11 +15,10 @@ function here needs it, not when fastbp is imported.
 """
 
 import numbers
-import os
-import tempfile
 
 import numpy as np
 
+from fastbp import persistence
 from fastbp._validation import check_output_path
 
 __all__ = ["to_onnx", "DEFAULT_OPSET", "MIN_OPSET", "INPUT_NAME", "OUTPUT_NAME",
@@ -191,26 +190,10 @@ def to_onnx(net, path=None, opset=None):
         "bias": str(net.bias)})
     onnx.checker.check_model(model, full_check=True)
     if path is not None:
-        _write_atomically(model, path, onnx)
+        # As Network.save: a temporary file with open()'s mode, fsync, rename.
+        persistence.write_atomically(path, lambda f: f.write(model.SerializeToString()),
+                                     ".onnx.tmp")
     return model
-
-
-def _write_atomically(model, path, onnx):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".onnx.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> what open() would give
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # ----- skl2onnx: converters for fastbp.sklearn's estimators --------------------------

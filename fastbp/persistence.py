@@ -18,12 +18,12 @@ import numpy as np
 FORMAT_VERSION = 1
 
 
-def _create_temporary(folder):
+def _create_temporary(folder, suffix):
     """A new file next to the target, opened for writing, with the mode a plain open()
     gives (0666 less the umask, applied by the kernel): no umask juggling, which would
     change the mode of files other threads create meanwhile."""
     for _ in range(100):
-        tmp = os.path.join(folder, f".fastbp-{os.getpid()}-{secrets.token_hex(6)}.npz.tmp")
+        tmp = os.path.join(folder, f".fastbp-{os.getpid()}-{secrets.token_hex(6)}{suffix}")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                          0o666)
@@ -35,14 +35,21 @@ def _create_temporary(folder):
 
 def write_npz_atomically(path, arrays):
     """Write ``arrays`` (name -> ndarray) to the .npz ``path`` so that it is never seen
-    half-written: a temporary file in the same folder, flushed to disk, renamed over
-    ``path``. Returns ``path``."""
+    half-written (see :func:`write_atomically`). Returns ``path``."""
+    return write_atomically(path, lambda f: np.savez(f, **arrays), ".npz.tmp")
+
+
+def write_atomically(path, write, suffix):
+    """Write a file that is never seen half-written: ``write(f)`` fills a temporary file
+    (name ending in ``suffix``) in ``path``'s folder, which is flushed to disk and
+    renamed over ``path``. The file gets the mode a plain open() gives. Returns
+    ``path``. Models, checkpoints and ONNX exports are all written so."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = _create_temporary(folder)
+    fd, tmp = _create_temporary(folder, suffix)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

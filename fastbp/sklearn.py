@@ -354,10 +354,11 @@ class _BaseMLP(BaseEstimator):
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, Y, y_out = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
-            # scikit-learn's checks (shape, numbers); the Network checks the rest
-            # (finite, >= 0, not all zero). A new float64 array: the caller's is kept.
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
-                                                 copy=True)
+            # scikit-learn's checks (shape, numbers, finite, not all zero), then fastbp's
+            # (>= 0), before anything is built or changed: a refused fit leaves the
+            # estimator as it was. A new float64 array: the caller's is kept.
+            sample_weight = check_sample_weight(
+                _check_sample_weight(sample_weight, X, dtype=np.float64), X.shape[0])
         layer_units = [X.shape[1], *hidden, Y.shape[1]]
         rs = check_random_state(self.random_state)
         if first_pass:
@@ -554,9 +555,6 @@ class _BaseMLP(BaseEstimator):
         (scikit-learn's _fit_lbfgs: maxfun=max_fun, maxiter=max_iter, gtol=tol)."""
         net = self._network
         n = X.shape[0]
-        if sample_weight is not None:
-            # The Network's checks (finite, >= 0, not all zero), as fit's.
-            sample_weight = check_sample_weight(sample_weight, n)
         total_weight = n if sample_weight is None else float(sample_weight.sum())
         net.l2 = self.alpha / total_weight
         workspace = _Workspace(net.sizes, n, net.dtype)

@@ -812,3 +812,53 @@ def test_a_loaded_checkpoint_survives_pickling(tmp_path, small_chunks, reference
     old = Network.__new__(Network)
     old.__setstate__(state)
     assert old.epochs_trained == 0 and old._checkpoint_run is None
+
+
+# ----- distributed checkpoints (fit(comm=...), written by rank 0) -------------------------
+# tests/test_distributed.py writes and resumes real ones under mpiexec; here, the format.
+
+def _as_distributed(state):
+    """A checkpoint of a fit of 2 ranks: shard sizes and both ranks' shuffling states."""
+    state["fit"]["shards"] = [N_SAMPLES - 10, 10]
+    start = state["interrupted"]["epoch_start_rng"] if state["interrupted"] else None
+    state["ranks"] = {"rngs": [state["rng"], state["rng"]],
+                      "epoch_start_rngs": None if start is None else [start, start]}
+
+
+DISTRIBUTED_MALFORMED = {
+    "shards that do not sum to n_samples": _set_state("fit.shards", [N_SAMPLES, 10]),
+    "a shard of 0 rows": _set_state("fit.shards", [N_SAMPLES, 0]),
+    "shards not a list": _set_state("fit.shards", N_SAMPLES),
+    "ranks missing": _del_state("ranks"),
+    "one rng too few": _set_state("ranks.rngs", []),
+    "a broken rank rng": _set_state("ranks.rngs", [{"bit_generator": "PCG64"}, None]),
+    "epoch_start_rngs missing in an interrupted epoch": _set_state("ranks.epoch_start_rngs",
+                                                                   None),
+    "ranks with an unknown field": _set_state("ranks.extra", 1),
+}
+
+
+@pytest.mark.parametrize("change", DISTRIBUTED_MALFORMED.values(),
+                         ids=DISTRIBUTED_MALFORMED.keys())
+def test_load_rejects_malformed_distributed_checkpoints(tmp_path, checkpoint_arrays, change):
+    arrays = edit_state(_as_distributed)(checkpoint_arrays())
+    net = Network.load(write_archive(tmp_path, arrays, "distributed.ckpt"))
+    assert net._checkpoint_run["settings"]["shards"] == [N_SAMPLES - 10, 10]
+    assert len(net._checkpoint_run["ranks"]["rngs"]) == 2
+    with pytest.raises(ValueError, match="checkpoint field (fit.shards|state.ranks|ranks)"):
+        Network.load(write_archive(tmp_path, change(arrays)))
+
+
+def test_ranks_without_shards_are_refused(tmp_path, checkpoint_arrays):
+    arrays = edit_state(_as_distributed)(checkpoint_arrays())
+    with pytest.raises(ValueError, match="state.ranks must be present exactly when"):
+        Network.load(write_archive(tmp_path, _del_state("fit.shards")(arrays)))
+
+
+def test_a_distributed_checkpoint_does_not_resume_on_one_process(tmp_path, checkpoint_arrays):
+    arrays = edit_state(_as_distributed)(checkpoint_arrays(interrupted=False))
+    net = Network.load(write_archive(tmp_path, arrays, "distributed.ckpt"))
+    with pytest.raises(ValueError, match=r"this fit ran on one process with \d+ rows, the "
+                                         r"checkpoint's ran on 2 processes with shards of"):
+        fit(net, "float64", "adam", 1, resume=True)
+    fit(net, "float64", "adam", 1)   # a new fit from its weights is fine

@@ -597,3 +597,29 @@ def test_kernel_calls_during_fits_restore_the_blas_thread_count(two_blas_threads
     from fastbp import _blas_threads, _kernels
 
     assert _kernels.blas_holders() == 0 and _blas_threads._fits == 0
+
+
+def test_ctrl_c_just_after_a_fit_takes_the_blas_hold_does_not_leak_it(monkeypatch):
+    """A Ctrl-C that lands right after the fit's BLAS hold is taken is deferred like any
+    other during fit, so the hold is released: otherwise the kernels' BLAS stays at one
+    thread for the rest of the process (the hold was taken outside the deferral)."""
+    from fastbp import _blas_threads, _kernels
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("SIGINT is delivered to the main thread")
+    hold = _blas_threads.hold_for_fit
+
+    def hold_then_interrupt(controller):
+        hold(controller)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(_blas_threads, "hold_for_fit", hold_then_interrupt)
+    X, y = np.random.default_rng(0).random((64, 4)), np.arange(64) % 3
+    net = Network([4, 5, 3], output="softmax", loss="cross_entropy", seed=0)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            net.fit(X, y, epochs=1, batch_size=16)
+        assert _blas_threads._fits == 0 and _kernels.blas_holders() == 0
+    finally:
+        while _blas_threads._fits:  # put the process back if the hold leaked
+            _blas_threads.release_for_fit()

@@ -388,3 +388,57 @@ def test_one_hot_n_classes_and_dtype():
 def test_one_hot_bad_arguments(y, kwargs, exc, words):
     with pytest.raises(exc, match=words):
         one_hot(y, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# load_npy: memory-mapped arrays and their shards
+
+
+def test_load_npy_maps_the_file_and_shards_it_in_blocks(tmp_path):
+    X = np.arange(103 * 4, dtype=np.float32).reshape(103, 4)
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    whole = datasets.load_npy(path)
+    assert isinstance(whole, np.memmap) and not whole.flags.writeable
+    np.testing.assert_array_equal(whole, X)
+    blocks = [datasets.load_npy(path, shard=(r, 3)) for r in range(3)]
+    assert [len(b) for b in blocks] == [34, 34, 35]
+    assert all(isinstance(b, np.memmap) for b in blocks)
+    np.testing.assert_array_equal(np.concatenate(blocks), X)
+    read = datasets.load_npy(str(path), mmap=False, shard=(2, 3))
+    assert not isinstance(read, np.memmap)
+    np.testing.assert_array_equal(read, X[68:])
+
+
+def test_fit_uses_a_memory_mapped_shard_without_copying_it(tmp_path):
+    import fastbp
+    from fastbp import training
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "X.npy", rng.random((60, 5), dtype=np.float32))
+    X = datasets.load_npy(tmp_path / "X.npy", shard=(1, 2))
+    y = rng.integers(0, 3, len(X))
+    net = fastbp.Network([5, 4, 3], output="softmax", loss="cross_entropy", seed=0)
+    plan = training.prepare(net, X, y, 1, 8, 0.1, "sgd", 0.0, False, 0.9, 0.999, 1e-8,
+                            True, None, False, None, False, True, None)
+    assert np.shares_memory(plan.X, X)
+    net.fit(X, y, epochs=2, batch_size=8)   # and trains from it
+    assert np.isfinite(net._params).all()
+
+
+@pytest.mark.parametrize("shard", [(2, 2), (-1, 2), (0, 0), (1,), "0,2", (0.0, 2), (True, 2)])
+def test_load_npy_rejects_bad_shards(tmp_path, shard):
+    np.save(tmp_path / "X.npy", np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"shard must be a pair \(rank, size\)"):
+        datasets.load_npy(tmp_path / "X.npy", shard=shard)
+
+
+def test_load_npy_rejects_npz_and_non_npy_files(tmp_path):
+    np.savez(tmp_path / "a.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match="an .npz archive"):
+        datasets.load_npy(tmp_path / "a.npz")
+    (tmp_path / "b.npy").write_bytes(b"not a numpy file at all")
+    with pytest.raises(ValueError, match="not a .npy file"):
+        datasets.load_npy(tmp_path / "b.npy")
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike"):
+        datasets.load_npy(3)

@@ -139,6 +139,27 @@ def test_write_to_path(tmp_path, X):
         onnx.TensorProto.DOUBLE
 
 
+
+def test_write_to_path_leaves_the_process_umask_alone(tmp_path, monkeypatch):
+    """As Network.save (issue 13, defect 7): reading the umask means setting it for a
+    moment, during which files other threads create get the wrong mode. The file gets
+    the mode a plain open() gives."""
+    net = random_network("sigmoid", "softmax", True, "float32")
+    umask = os.umask(0o022)
+    try:
+        def no_umask(mask):
+            raise AssertionError(f"to_onnx called os.umask({mask:#o})")
+
+        monkeypatch.setattr(os, "umask", no_umask)
+        path = tmp_path / "model.onnx"
+        to_onnx(net, path)
+        monkeypatch.undo()
+    finally:
+        os.umask(umask)
+    assert os.listdir(tmp_path) == ["model.onnx"]
+    assert os.stat(path).st_mode & 0o777 == 0o644
+
+
 # ----- errors --------------------------------------------------------------------------
 
 def test_not_a_network():

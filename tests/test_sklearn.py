@@ -597,3 +597,28 @@ def test_weighted_l2_is_sklearns_for_one_batch(digits64, solver):
     for p, q in zip(params_of(ours), params_of(theirs), strict=True):
         np.testing.assert_allclose(p, q, rtol=0, atol=1e-10)
     np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_rejected_sample_weight_leaves_the_estimator_as_it_was(digits64, solver):
+    """Negative weights (which fastbp refuses) are refused before the network is built:
+    a failed fit leaves an unfitted estimator unfitted, a fitted one unchanged, and the
+    error shows the weight as a plain number."""
+    X, y, _, _ = digits64
+    bad = np.ones(len(X))
+    bad[5] = -1.5
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=1, solver=solver, random_state=0)
+    with pytest.raises(ValueError, match=r"sample_weight must be >= 0, got a weight of -1\.5$"):
+        clf.fit(X, y, sample_weight=bad)
+    assert not hasattr(clf, "coefs_")
+    quiet_fit(clf, X, y)
+    before = [p.copy() for p in params_of(clf)]
+    if solver == "sgd":
+        with pytest.raises(ValueError, match="sample_weight must be >= 0"):
+            clf.partial_fit(X, y, bad)
+    clf.warm_start = True
+    with pytest.raises(ValueError, match="sample_weight must be >= 0"):
+        clf.fit(X, y, sample_weight=bad)
+    for p, q in zip(params_of(clf), before, strict=True):
+        np.testing.assert_array_equal(p, q)
+    assert clf._network.l2 >= 0

@@ -225,8 +225,11 @@ def test_set_isa_rejects_what_it_cannot_run():
 def _isa_in_subprocess(value):
     env = dict(os.environ, FASTBP_ISA=value)
     code = "import fastbp; info = fastbp.build_info(); print(info['isa'], info['isa_forced'])"
+    # Run beside the fastbp being tested: from a repository's root, its unbuilt fastbp/
+    # would shadow an installed one.
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastbp.__file__)))
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, cwd=package_parent)
 
 
 @pytest.mark.parametrize("name", ["generic", "blas", "auto"])

@@ -426,8 +426,9 @@ def _stack_columns(columns, size, name):
     shape = (size, 1)
     if n and all(type(column) is np.ndarray and column.shape == shape for column in columns):
         # The tutorial's columns: each reshaped to a row (a view when it is contiguous),
-        # rows copied one after the other. (Writing them through a transposed view of
-        # the result instead strides through memory and is several times slower.)
+        # each row one contiguous copy. (Not written through a transposed view of the
+        # result: a strided write, which issue 9 measured at half of a tutorial run on
+        # another machine.)
         try:
             return np.concatenate([column.reshape(1, size) for column in columns], axis=0,
                                   dtype=np.float64, casting="same_kind")
