@@ -5,8 +5,8 @@ checked by the Python-facing wrappers in fastbp/kernels.py, which then call thes
 C-contiguous arrays of one dtype (the fused type `floating`: float32 or float64).
 Matrix products go to fastbp's micro-kernels (src/ukernels/) or BLAS gemm, per shape,
 split into blocks over fastbp's OpenMP threads (src/_layers.pxd) with BLAS held to one
-thread; bias, activation and derivative passes are fused into each block. A purely elementwise pass is split by rows when it is large
-enough to pay for a fork/join.
+thread; bias, activation and derivative passes are fused into each block. A purely
+elementwise pass is split by rows when it is large enough to pay for a fork/join.
 """
 
 cimport numpy as cnp
