@@ -51,6 +51,7 @@ class SGD:
         v *= mu
         np.multiply(grads, -lr, out=grads)
         v += grads
+        _flush_subnormal(v)
         if self.nesterov:
             # params += momentum * v - lr * g, without a temporary: grads holds -lr * g.
             params += grads
@@ -58,6 +59,12 @@ class SGD:
             params += grads
         else:
             params += v
+
+
+def _flush_subnormal(state):
+    """Set the subnormal entries of optimiser state to 0, as the compiled engine does
+    (state that decays would otherwise pass through subnormal numbers, ~100x slower)."""
+    state[np.abs(state) < np.finfo(state.dtype).tiny] = 0
 
 
 class Adam:
@@ -85,10 +92,12 @@ class Adam:
         self.m *= b1
         np.multiply(grads, 1 - b1, out=s)
         self.m += s
+        _flush_subnormal(self.m)
         self.v *= b2
         np.multiply(grads, grads, out=grads)
         grads *= 1 - b2
         self.v += grads
+        _flush_subnormal(self.v)
         np.sqrt(self.v, out=s)
         s += dt(self.eps)
         np.divide(self.m, s, out=s)

@@ -23,7 +23,8 @@ carries its weight, so no per-batch array is needed).
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, isfinite, log, sqrt, sqrtf
+from libc.float cimport DBL_MIN, FLT_MIN
+from libc.math cimport INFINITY, fabs, fabsf, isfinite, log, sqrt, sqrtf
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -281,6 +282,17 @@ cdef inline void _sgd(floating* params, const floating* grads, Py_ssize_t p0, Py
             params[p] = params[p] - lr * (scale * grads[p])
 
 
+cdef inline floating _flush(floating x) noexcept nogil:
+    """x, or 0 when x is subnormal: optimiser state that decays (Adam's moments, momentum's
+    velocity where the gradient is 0) would otherwise pass through subnormal numbers, on
+    which the CPU's arithmetic is ~100x slower (float32 Adam measured 2.3x slower per
+    epoch). fastbp.optimizers does the same for backend="numpy"."""
+    if floating is float:
+        return x if fabsf(x) >= FLT_MIN else 0
+    else:
+        return x if fabs(x) >= DBL_MIN else 0
+
+
 cdef inline void _adam(floating* params, const floating* grads, floating* m, floating* v,
                        Py_ssize_t p0, Py_ssize_t p1, floating lr_t, floating b1, floating b2,
                        floating eps, floating scale, floating l2) noexcept nogil:
@@ -290,8 +302,8 @@ cdef inline void _adam(floating* params, const floating* grads, floating* m, flo
     if l2 != 0:
         for p in range(p0, p1):
             g = scale * grads[p] + l2 * params[p]
-            m[p] = b1 * m[p] + (1 - b1) * g
-            v[p] = b2 * v[p] + (1 - b2) * (g * g)
+            m[p] = _flush(b1 * m[p] + (1 - b1) * g)
+            v[p] = _flush(b2 * v[p] + (1 - b2) * (g * g))
             if floating is float:
                 params[p] = params[p] - lr_t * m[p] / (sqrtf(v[p]) + eps)
             else:
@@ -299,8 +311,8 @@ cdef inline void _adam(floating* params, const floating* grads, floating* m, flo
     else:
         for p in range(p0, p1):
             g = scale * grads[p]
-            m[p] = b1 * m[p] + (1 - b1) * g
-            v[p] = b2 * v[p] + (1 - b2) * (g * g)
+            m[p] = _flush(b1 * m[p] + (1 - b1) * g)
+            v[p] = _flush(b2 * v[p] + (1 - b2) * (g * g))
             if floating is float:
                 params[p] = params[p] - lr_t * m[p] / (sqrtf(v[p]) + eps)
             else:
@@ -316,25 +328,25 @@ cdef inline void _momentum(floating* params, const floating* grads, floating* ve
     if nesterov and l2 != 0:
         for p in range(p0, p1):
             g = scale * grads[p] + l2 * params[p]
-            v = mu * velocity[p] - lr * g
+            v = _flush(mu * velocity[p] - lr * g)
             velocity[p] = v
             params[p] = params[p] + (mu * v - lr * g)
     elif nesterov:
         for p in range(p0, p1):
             g = scale * grads[p]
-            v = mu * velocity[p] - lr * g
+            v = _flush(mu * velocity[p] - lr * g)
             velocity[p] = v
             params[p] = params[p] + (mu * v - lr * g)
     elif l2 != 0:
         for p in range(p0, p1):
             g = scale * grads[p] + l2 * params[p]
-            v = mu * velocity[p] - lr * g
+            v = _flush(mu * velocity[p] - lr * g)
             velocity[p] = v
             params[p] = params[p] + v
     else:
         for p in range(p0, p1):
             g = scale * grads[p]
-            v = mu * velocity[p] - lr * g
+            v = _flush(mu * velocity[p] - lr * g)
             velocity[p] = v
             params[p] = params[p] + v
 
