@@ -273,11 +273,12 @@ cdef inline floating _flush(floating x) noexcept nogil:
     """x, or 0 when x is subnormal: optimiser state that decays (Adam's moments, momentum's
     velocity where the gradient is 0) would otherwise pass through subnormal numbers, on
     which the CPU's arithmetic is ~100x slower (float32 Adam measured 2.3x slower per
-    epoch). fastbp.optimizers does the same for backend="numpy"."""
+    epoch). fastbp.optimizers does the same for backend="numpy". A NaN is kept (it
+    compares false): flushed, it would hide a NaN gradient from the divergence check."""
     if floating is float:
-        return x if fabsf(x) >= FLT_MIN else 0
+        return 0 if fabsf(x) < FLT_MIN else x
     else:
-        return x if fabs(x) >= DBL_MIN else 0
+        return 0 if fabs(x) < DBL_MIN else x
 
 
 cdef inline void _adam(floating* params, const floating* grads, floating* m, floating* v,
