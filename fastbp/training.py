@@ -359,10 +359,22 @@ class _PythonTrainer:
     def __exit__(self, *exc):
         pass
 
+    def _load(self, idx, m, shuffled):
+        """The workspace for ``m`` rows, with rows ``idx`` of X and T copied in (an
+        index array when ``shuffled``, else a slice)."""
+        acts, deltas, Tb = self.workspace.view(m)
+        if shuffled:
+            np.take(self.X, idx, axis=0, out=acts[0])
+            np.take(self.T, idx, axis=0, out=Tb)
+        else:
+            acts[0][...] = self.X[idx]
+            Tb[...] = self.T[idx]
+        return acts, deltas, Tb
+
     def run(self, order, first, last):
         """Train batches [first, last); returns (summed loss, n_correct, diverged_at),
         weighted with sample weights as in the compiled engine (fastbp/engine.py)."""
-        net, X, T, labels, batch = self.net, self.X, self.T, self.labels, self.batch_size
+        net, X, labels, batch = self.net, self.X, self.labels, self.batch_size
         total_loss, correct = 0.0, 0
         w, norm = None, None
         for bi in range(first, last):
@@ -374,13 +386,7 @@ class _PythonTrainer:
                 norm = w.sum()
                 if norm == 0:  # no sample counts: no update (as the engine)
                     continue
-            acts, deltas, Tb = self.workspace.view(m)
-            if order is not None:
-                np.take(X, idx, axis=0, out=acts[0])
-                np.take(T, idx, axis=0, out=Tb)
-            else:
-                acts[0][...] = X[idx]
-                Tb[...] = T[idx]
+            acts, deltas, Tb = self._load(idx, m, order is not None)
             batch_loss, A_out = net._backprop(acts, deltas, Tb, m, w)
             if not np.isfinite(batch_loss):
                 return total_loss, correct, bi
@@ -397,21 +403,15 @@ class _PythonTrainer:
         """Fill ``buffer`` with this process's gradient sum over rows [step * b,
         (step + 1) * b) of its epoch order, then loss sum, correct count and row count
         (weighted sums and the weight sum with sample weights)."""
-        net, X, T, labels, batch = self.net, self.X, self.T, self.labels, self.batch_size
+        net, X, labels, batch = self.net, self.X, self.labels, self.batch_size
         n_params = net._params.size
         start = step * batch
         m = min(batch, X.shape[0] - start) if start < X.shape[0] else 0
         buffer[...] = 0
         if m == 0:
             return
-        acts, deltas, Tb = self.workspace.view(m)
         idx = order[start:start + m] if order is not None else slice(start, start + m)
-        if order is not None:
-            np.take(X, idx, axis=0, out=acts[0])
-            np.take(T, idx, axis=0, out=Tb)
-        else:
-            acts[0][...] = X[idx]
-            Tb[...] = T[idx]
+        acts, deltas, Tb = self._load(idx, m, order is not None)
         w = None if self.weights is None else self.weights[idx]
         batch_loss, A_out = net._backprop(acts, deltas, Tb, m, w, scale=1.0, add_l2=False)
         buffer[:n_params] = net._grads

@@ -33,7 +33,6 @@ from _activations cimport SOFTMAX, derivative_product_block
 from _layers cimport (
     backward_delta_layer, forward_layer, n_blocks, weight_gradient_layer,
 )
-from _ukernels cimport fb_get_isa, fb_isa_forced, fb_isa_supported, fb_set_isa
 
 cdef extern from *:
     """
@@ -48,19 +47,7 @@ cdef extern from *:
 
 # --- The micro-kernels' instruction set (fastbp/_isa.py sets every module's copy) ----
 
-def _isa_set(int code):
-    """Use ISA ``code`` (FB_ISA_* in src/ukernels/ukernels.h; -1: auto); False if unsupported."""
-    return fb_set_isa(code) == 0
-
-
-def _isa_state():
-    """(the ISA code in use, whether it was forced)."""
-    return fb_get_isa(), bool(fb_isa_forced())
-
-
-def _isa_supported(int code):
-    """Whether this CPU runs the micro-kernels of ISA ``code``."""
-    return bool(fb_isa_supported(code))
+include "_isa.pxi"
 
 
 # Codes shared with fastbp/engine.py.
@@ -286,11 +273,12 @@ cdef inline floating _flush(floating x) noexcept nogil:
     """x, or 0 when x is subnormal: optimiser state that decays (Adam's moments, momentum's
     velocity where the gradient is 0) would otherwise pass through subnormal numbers, on
     which the CPU's arithmetic is ~100x slower (float32 Adam measured 2.3x slower per
-    epoch). fastbp.optimizers does the same for backend="numpy"."""
+    epoch). fastbp.optimizers does the same for backend="numpy". A NaN is kept (it
+    compares false): flushed, it would hide a NaN gradient from the divergence check."""
     if floating is float:
-        return x if fabsf(x) >= FLT_MIN else 0
+        return 0 if fabsf(x) < FLT_MIN else x
     else:
-        return x if fabs(x) >= DBL_MIN else 0
+        return 0 if fabs(x) < DBL_MIN else x
 
 
 cdef inline void _adam(floating* params, const floating* grads, floating* m, floating* v,

@@ -23,7 +23,6 @@ from _activations cimport (
 )
 from _blas cimport blas_set_threads_fn
 from _layers cimport backward_delta_layer, forward_layer, weight_gradient_layer
-from _ukernels cimport fb_get_isa, fb_isa_forced, fb_isa_supported, fb_set_isa
 
 cdef extern from *:
     """
@@ -473,16 +472,4 @@ def weight_gradient(delta, A_prev, out=None, bias_out=None, scale=1.0, accumulat
 
 # --- The micro-kernels' instruction set (fastbp/_isa.py sets every module's copy) ----
 
-def _isa_set(int code):
-    """Use ISA ``code`` (FB_ISA_* in src/ukernels/ukernels.h; -1: auto); False if unsupported."""
-    return fb_set_isa(code) == 0
-
-
-def _isa_state():
-    """(the ISA code in use, whether it was forced)."""
-    return fb_get_isa(), bool(fb_isa_forced())
-
-
-def _isa_supported(int code):
-    """Whether this CPU runs the micro-kernels of ISA ``code``."""
-    return bool(fb_isa_supported(code))
+include "_isa.pxi"

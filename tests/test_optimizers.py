@@ -363,3 +363,35 @@ def test_decaying_optimiser_state_is_flushed_to_zero_not_left_subnormal(backend,
         # The weights of input 0 (column 0 of the first layer's W, shape (3, 4)).
         state = getattr(net._optimizer, name)
         assert np.all(state[:12].reshape(3, 4)[:, 0] == 0), name
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize(("optimizer", "kwargs", "states"), [
+    ("adam", {}, ("m", "v")),
+    ("sgd", {"momentum": 0.9}, ("velocity",)),
+    ("sgd", {"momentum": 0.9, "nesterov": True}, ("velocity",)),
+])
+def test_flushing_subnormal_state_keeps_a_nan_gradient_nan(backend, optimizer, kwargs,
+                                                           states):
+    # Only subnormal state is flushed: a NaN is not subnormal. Flushed to 0, a NaN
+    # gradient entry would leave its parameter unchanged, and the divergence check
+    # (non-finite parameters) would miss it; the engine must do as backend="numpy".
+    from fastbp.training import make_trainer, prepare
+
+    rng = np.random.default_rng(4)
+    X = rng.random((8, 4))
+    y = rng.integers(0, 2, 8)
+    net = Network([4, 3, 2], activation="tanh", output="softmax", loss="cross_entropy",
+                  seed=0, backend=backend)
+    plan = prepare(net, X, y, 1, 8, 1e-3, optimizer, kwargs.get("momentum", 0.0),
+                   kwargs.get("nesterov", False), 0.9, 0.999, 1e-8, False, None, False,
+                   None, False, True, None)
+    trainer = make_trainer(net, plan)
+    grads = np.full(net._params.size, 0.5, net.dtype)
+    grads[5] = np.nan
+    with trainer:
+        trainer.update(grads, 1.0)
+    assert np.isnan(net._params[5])
+    assert np.all(np.isfinite(np.delete(net._params, 5)))
+    for name in states:
+        assert np.isnan(getattr(plan.optimizer, name)[5]), name

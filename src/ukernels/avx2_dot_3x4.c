@@ -4,29 +4,11 @@
 #include "ukernels.h"
 
 #if FB_HAVE_X86_KERNELS
-#if defined(__clang__)
-#pragma clang attribute push (__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
-#include <immintrin.h>
-
+#define FB_TARGET "avx2,fma"
 #define DOT_MR 3
 #define DOT_NR 4
 #define FB_KERNEL(name) FB_SFX(fb_avx2_##name)
-
-#define FB_DOUBLE 0
-#include "simd_avx2.h"
-#include "dot_body.h"
-#undef FB_DOUBLE
-#define FB_DOUBLE 1
-#include "simd_avx2.h"
-#include "dot_body.h"
-
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+#define FB_SIMD "simd_avx2.h"
+#define FB_BODY "dot_body.h"
+#include "kernel_file.h"
 #endif  /* FB_HAVE_X86_KERNELS */

@@ -6,12 +6,6 @@
 #define BCAST_MR 4
 #define BCAST_NV 8
 #define FB_KERNEL(name) FB_SFX(fb_generic_##name)
-
-#define FB_DOUBLE 0
-#include "simd_scalar.h"
-#include "bcast_body.h"
-#undef FB_DOUBLE
-#define FB_DOUBLE 1
-#include "simd_scalar.h"
-#include "bcast_body.h"
-
+#define FB_SIMD "simd_scalar.h"
+#define FB_BODY "bcast_body.h"
+#include "kernel_file.h"

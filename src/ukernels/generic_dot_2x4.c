@@ -6,12 +6,6 @@
 #define DOT_MR 2
 #define DOT_NR 4
 #define FB_KERNEL(name) FB_SFX(fb_generic_##name)
-
-#define FB_DOUBLE 0
-#include "simd_scalar.h"
-#include "dot_body.h"
-#undef FB_DOUBLE
-#define FB_DOUBLE 1
-#include "simd_scalar.h"
-#include "dot_body.h"
-
+#define FB_SIMD "simd_scalar.h"
+#define FB_BODY "dot_body.h"
+#include "kernel_file.h"
