@@ -13,9 +13,10 @@ one process does stepping through those rows together, and keep identical parame
 Everything that ends or changes a fit is decided together, from reduced values every
 rank holds: a non-finite reduced loss (divergence: the same rollback and
 ``FloatingPointError`` everywhere), a Ctrl-C on any rank (a flag in the same buffer:
-every rank stops after the same step), an argument error on any rank (checked before
-the first collective call, then shared: every rank raises). mpi4py is imported only
-here, and only when ``comm`` is given.
+every rank stops after the same step; one during the argument checks is shared as an
+error is), an argument error on any rank (checked before the first collective call,
+then shared: every rank raises). mpi4py is imported only here, and only when ``comm``
+is given.
 """
 
 import math
@@ -111,6 +112,10 @@ class ProcessGroup:
         for r, (failure, _, _) in enumerate(reports):
             if failure is not None:
                 name, message = failure
+                if name == "KeyboardInterrupt":
+                    raise collective(KeyboardInterrupt(
+                        f"fit(comm=...) stopped on every process: process {r} of "
+                        f"{self.size} was interrupted (Ctrl-C)"))
                 kind = {"ValueError": ValueError, "TypeError": TypeError}.get(name,
                                                                               RuntimeError)
                 raise collective(kind(f"fit(comm=...) stopped on every process: process "

@@ -49,7 +49,8 @@ def fit(net, X, Y, epochs=1, batch_size=32, learning_rate=0.1, optimizer="sgd",
                        nesterov, beta1, beta2, eps, shuffle, validation_data, verbose,
                        n_threads, resume, check_input, checkpoint, sample_weight,
                        distributed=group is not None)
-    except Exception as exc:
+    except BaseException as exc:
+        # A Ctrl-C too: the other processes are about to wait for this one's checks.
         if group is None:
             raise
         error = exc

@@ -315,10 +315,30 @@ def disagreement_and_threads(config, out_dir):
                    "cores": fastbp.get_num_threads()}, f)
 
 
+def interrupt_while_checking(config, out_dir):
+    """A Ctrl-C on rank 1 alone while fit checks its arguments (before the ranks share
+    their checks): every rank raises KeyboardInterrupt, none waits for rank 1."""
+    X, Y, X_val, Y_val, bounds, val_bounds, Xr, Yr, Xr_val, Yr_val = make_data(config)
+    net = network(config, 10 + rank)
+    if rank == 1:
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        net._check_X = interrupted
+    try:
+        net.fit(Xr, Yr, epochs=1, comm=comm, **fit_arguments(config))
+        outcome = "returned"
+    except KeyboardInterrupt as exc:
+        outcome = f"KeyboardInterrupt: {exc}"
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump({"outcome": outcome}, f)
+
+
 SCENARIOS = {"disagreement_and_threads": disagreement_and_threads,
              "local_failure": local_failure, "checkpoint_failure": checkpoint_failure,
              "one_process": one_process, "equivalence": equivalence, "divergence": divergence,
-             "bad_argument": bad_argument, "checkpoint_resume": checkpoint_resume}
+             "bad_argument": bad_argument, "checkpoint_resume": checkpoint_resume,
+             "interrupt_while_checking": interrupt_while_checking}
 
 if __name__ == "__main__":
     scenario, config, out_dir = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]

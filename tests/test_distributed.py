@@ -187,6 +187,16 @@ def test_a_bad_argument_on_one_rank_is_raised_on_every_rank(tmp_path, n):
             f"ValueError: X has 4 features but the network has 5 inputs (sizes[0])")
 
 
+def test_a_ctrl_c_on_one_rank_while_fit_checks_its_arguments_stops_every_rank(tmp_path):
+    config = {"sizes": [5, 7, 3], "shards": [10, 17], "batch_size": 4}
+    result = launch(2, ["-m", "mpi4py", WORKER, "interrupt_while_checking",
+                        json.dumps(config), str(tmp_path)], tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    reports = rank_reports(tmp_path, 2)
+    assert reports[1]["outcome"] == "KeyboardInterrupt: "
+    assert reports[0]["outcome"] == ("KeyboardInterrupt: fit(comm=...) stopped on every "
+                                     "process: process 1 of 2 was interrupted (Ctrl-C)")
+
 def test_ranks_that_disagree_are_refused_and_threads_are_shared(tmp_path):
     config = {"sizes": [5, 7, 3], "shards": [10, 17], "batch_size": 4}
     env = _env()
