@@ -1102,7 +1102,48 @@ def test_thread_count_does_not_change_results(dtype, name, activation, shape, rn
         results[threads] = kernel(*args)
     assert_array_equal(results[2], results[1])
     assert_array_equal(results[3], results[1])
-    assert_allclose(results[2], getattr(reference, name)(*args), **tol(dtype))
+    if name == "weight_gradient":
+        assert_sum_close(results[2], *args, rtol=tol(dtype)["rtol"], direct=direct)
+    else:
+        assert_allclose(results[2], getattr(reference, name)(*args), **tol(dtype))
+
+
+def assert_sum_close(dW, delta, A_prev, rtol, direct):
+    """dW is delta.T @ A_prev to within rtol * sum_i |delta_ij a_ik|, elementwise.
+
+    A sum of n float32 terms carries a rounding error that grows with n and with the
+    size of its terms, not of the (possibly cancelling) result: at n = 257 a fixed atol
+    fails a kernel that is correct. The error is bounded by the sum of |terms| times a
+    multiple of eps (n * eps for a plain float32 sum, eps for a double accumulation); the
+    table's rtol (~80 eps for float32) is that multiple. Compared with the float64
+    formula, not with fastbp.reference, whose own float32 rounding is of the same size.
+    """
+    expected, _ = direct.weight_gradient(delta, A_prev)
+    bound = np.abs(delta).T.astype(np.float64) @ np.abs(A_prev).astype(np.float64)
+    err = np.abs(dW.astype(np.float64) - expected)
+    tol = rtol * bound + np.finfo(dW.dtype).tiny
+    worst = tuple(int(i) for i in np.unravel_index(np.argmax(err / tol), err.shape))
+    assert np.all(err <= tol), (f"|dW - delta.T @ A_prev| at {worst} is {err[worst]:.3g}, "
+                                f"above {tol[worst]:.3g} ({rtol} * sum of |terms|)")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_summation_bound_catches_a_wrong_weight_gradient(dtype, rng, tol, direct):
+    """assert_sum_close can fail: a sum missing one row's outer product, or off by
+    twice the bound in one element, is caught; the right sum passes."""
+    delta = rng.standard_normal((257, 160)).astype(dtype)
+    A_prev = rng.standard_normal((257, 64)).astype(dtype)
+    rtol = tol(dtype)["rtol"]
+    right = kernels.weight_gradient(delta, A_prev)
+    assert_sum_close(right, delta, A_prev, rtol, direct)
+    missing_row = kernels.weight_gradient(delta[:-1], A_prev[:-1])
+    with pytest.raises(AssertionError, match="sum of"):
+        assert_sum_close(missing_row, delta, A_prev, rtol, direct)
+    bound = np.abs(delta[:, 7]).astype(np.float64) @ np.abs(A_prev[:, 3]).astype(np.float64)
+    off = right.copy()
+    off[7, 3] += dtype(2 * rtol * bound)
+    with pytest.raises(AssertionError, match=r"at \(7, 3\)"):
+        assert_sum_close(off, delta, A_prev, rtol, direct)
 
 
 @pytest.mark.parametrize("module", MODULES)

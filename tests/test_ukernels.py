@@ -11,6 +11,7 @@ and must match backend="numpy"; a subprocess checks that FASTBP_ISA is honoured.
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -38,12 +39,29 @@ SHAPES = [
 SHAPE_IDS = ["x".join(map(str, s)) for s in SHAPES]
 
 
+@contextmanager
+def isa_restored():
+    """Put back the ISA found on entry: the one FASTBP_ISA forced for the whole run, or
+    the automatic choice (setting "auto" instead would undo FASTBP_ISA for every later
+    test)."""
+    previous = _isa.get_isa() if _isa.isa_forced() else "auto"
+    try:
+        yield
+    finally:
+        _isa.set_isa(previous)
+
+
+@pytest.fixture
+def restore_isa():
+    with isa_restored():
+        yield
+
+
 @pytest.fixture(params=ISAS)
-def isa(request):
+def isa(request, restore_isa):
     _isa.set_isa(request.param)
     assert _isa.get_isa() == request.param
-    yield request.param
-    _isa.set_isa("auto")
+    return request.param
 
 
 def layer(dtype, n, n_in, n_out, seed=0):
@@ -190,7 +208,7 @@ def test_engine_trains_what_the_numpy_backend_trains(isa, dtype, fit_kwargs, net
 # ------------------------------------------------------------------- the ISA switch
 
 
-def test_auto_chooses_the_best_isa_unforced():
+def test_auto_chooses_the_best_isa_unforced(restore_isa):
     _isa.set_isa("auto")
     available = _isa.available_isas()
     best = "avx512" if "avx512" in available else ("avx2" if "avx2" in available else "blas")
@@ -198,16 +216,22 @@ def test_auto_chooses_the_best_isa_unforced():
     assert _isa.isa_forced() is False
 
 
-def test_set_isa_forces_every_compiled_module():
+def test_set_isa_forces_every_compiled_module(restore_isa):
     from fastbp import _engine, _kernels
-    try:
+    _isa.set_isa("generic")
+    assert _kernels._isa_state() == (_isa.ISA_CODES["generic"], True)
+    assert _engine._isa_state() == (_isa.ISA_CODES["generic"], True)
+    assert fastbp.build_info()["isa"] == "generic"
+    assert fastbp.build_info()["isa_forced"] is True
+
+
+def test_a_forced_isa_is_put_back_after_a_test_forces_another():
+    """Under FASTBP_ISA=generic, a test that forces another ISA must leave generic on."""
+    with isa_restored():
         _isa.set_isa("generic")
-        assert _kernels._isa_state() == (_isa.ISA_CODES["generic"], True)
-        assert _engine._isa_state() == (_isa.ISA_CODES["generic"], True)
-        assert fastbp.build_info()["isa"] == "generic"
-        assert fastbp.build_info()["isa_forced"] is True
-    finally:
-        _isa.set_isa("auto")
+        with isa_restored():
+            _isa.set_isa("blas")
+        assert _isa.get_isa() == "generic" and _isa.isa_forced() is True
 
 
 def test_set_isa_rejects_what_it_cannot_run():
