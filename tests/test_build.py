@@ -94,3 +94,30 @@ def test_openmp_is_enabled_in_the_build(info):
         "FASTBP_ALLOW_NO_OPENMP=1 to accept it"
     )
 
+
+
+def test_manifest_ships_every_source_file_under_src():
+    """The wheel is built from the sdist (tools/build_wheels.sh): a source file under src/
+    that MANIFEST.in's patterns miss (a new .pxi, say) breaks that build, not this one."""
+    import fnmatch
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    manifest = os.path.join(root, "MANIFEST.in")
+    src = os.path.join(root, "src")
+    if not os.path.exists(manifest) or not os.path.isdir(src):
+        pytest.skip("not run from a source tree")
+    patterns = []
+    with open(manifest) as f:
+        for line in f:
+            words = line.split()
+            if words[:2] == ["recursive-include", "src"]:
+                patterns += words[2:]
+    missed = []
+    for folder, _, files in os.walk(src):
+        for name in files:
+            generated = folder == src and name.startswith("_") and name.endswith(".c")
+            if generated or name.endswith((".so", ".o", ".html")):
+                continue
+            if not any(fnmatch.fnmatch(name, p) for p in patterns):
+                missed.append(os.path.relpath(os.path.join(folder, name), root))
+    assert not missed, f"MANIFEST.in does not ship {missed}"
